@@ -1,0 +1,26 @@
+# The double-descent pipeline: data -> train (one job per group of same-shape runs)
+# -> collect (one tidy table per experiment) -> plot and summarize.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+# The default experiments, unless the user names config files of their own: Snakemake
+# would otherwise merge those into the defaults and run both.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/collect.smk"
+include: "workflow/rules/plot.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

@@ -1,0 +1,5 @@
+import sys
+
+from doubledescent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""`python -m doubledescent <step>`: the thin layer each Snakemake rule calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from doubledescent.config import ConfigError
+
+
+def _data(args) -> None:
+    from doubledescent import data
+
+    data.save(data.build(json.loads(args.spec)), args.out)
+
+
+def _train(args) -> None:
+    from doubledescent import data, train
+    from doubledescent.io import write_table
+
+    spec = json.loads(args.spec)
+    table = train.train_group(spec, data.load(args.data), device=args.device,
+                              threads=args.threads, log=lambda s: print(s, flush=True))
+    write_table(table, args.out)
+
+
+def _collect(args) -> None:
+    from doubledescent import results
+    from doubledescent.io import write_table
+
+    table = results.collect(args.groups)
+    write_table(table, args.parquet)
+    write_table(table, args.csv)
+
+
+def _plot(args) -> None:
+    import pandas as pd
+
+    from doubledescent import plots
+
+    spec = json.loads(args.spec)
+    df = pd.read_parquet(args.metrics)
+    fig = plots.model_wise(df, spec["x"], spec["errorbar"], spec["interpolation_tol"])
+    plots.save(fig, args.out)
+
+
+def _summarize(args) -> None:
+    import pandas as pd
+
+    from doubledescent import results
+    from doubledescent.io import write_table
+
+    write_table(results.summary(pd.read_parquet(args.metrics), args.tol), args.out)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="doubledescent", description=__doc__)
+    sub = p.add_subparsers(dest="step", required=True)
+
+    s = sub.add_parser("data", help="prepare a dataset (generate/load, label noise) as .npz")
+    s.add_argument("--spec", required=True, help="the dataset section of the config, as JSON")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_data)
+
+    s = sub.add_parser("train", help="train one group of runs, write its metrics table")
+    s.add_argument("--spec", required=True, help="a group spec (config.group_spec), as JSON")
+    s.add_argument("--data", required=True, help="the prepared dataset (.npz)")
+    s.add_argument("--out", required=True, help="the group's metrics (.parquet)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--threads", type=int, default=1, help="torch threads on the CPU")
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("collect", help="concatenate group tables into the experiment's table")
+    s.add_argument("groups", nargs="+")
+    s.add_argument("--parquet", required=True)
+    s.add_argument("--csv", required=True)
+    s.set_defaults(func=_collect)
+
+    s = sub.add_parser("plot", help="figures and the summary table from a metrics table")
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--spec", required=True, help="the experiment's plot section, as JSON")
+    s.add_argument("--out", nargs="+", required=True, help="figure files (.pdf/.png/.svg)")
+    s.set_defaults(func=_plot)
+
+    s = sub.add_parser("summarize", help="peak and interpolation threshold per regularizer")
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--tol", type=float, required=True, help="train error that counts as fit")
+    s.add_argument("--out", required=True, help="the summary table (.csv)")
+    s.set_defaults(func=_summarize)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"doubledescent {args.step}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Training a group: every run that shares a network shape, vectorized in one process.
+
+The whole dataset lives on the device; each run draws its own minibatch order from its own
+generator, so a run's numbers do not depend on which other runs share its group. Runs with
+the same seed share initialization and minibatch order across regularizer variants, which
+makes the comparison between regularizers paired.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from doubledescent import models
+from doubledescent.config import Run, eval_epochs
+from doubledescent.data import Arrays
+
+STREAMS = {"init": 0, "order": 1, "dropout": 2}
+
+
+def generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
+    """An independent random stream per (seed, purpose), derived with numpy's SeedSequence."""
+    state = np.random.SeedSequence([seed, STREAMS[stream]]).generate_state(1, np.uint64)[0]
+    return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device")
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(requested)
+
+
+@dataclass
+class Tensors:
+    """A prepared dataset as device tensors."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    y_train_clean: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    noisy: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, a: Arrays, device, dtype=torch.float32) -> "Tensors":
+        def t(v, dt=None):
+            return torch.as_tensor(v, dtype=dt).to(device)
+
+        return cls(t(a.x_train, dtype), t(a.y_train), t(a.y_train_clean), t(a.x_test, dtype),
+                   t(a.y_test), t(a.noisy_mask))
+
+
+@dataclass
+class Group:
+    """The training state of a group: model, optimizer, and per-run random streams."""
+
+    runs: list[Run]
+    model: models.StackedMLP
+    optimizer: torch.optim.Optimizer
+    weight_decay: torch.Tensor  # (R, 1, 1)
+    dropout: list[float]
+    order_gens: list[torch.Generator]
+    dropout_gens: list[torch.Generator]
+    diverged_epoch: list[int | None] = field(default_factory=list)
+
+
+def make_group(spec: dict, runs: list[Run], in_features: int, num_classes: int,
+               device, dtype=torch.float32) -> Group:
+    """Build the stacked model, initialize each run from its own seed, set up SGD."""
+    width, batchnorm = runs[0].width, runs[0].batchnorm
+    if any(r.width != width or r.batchnorm != batchnorm for r in runs):
+        raise ValueError("a group's runs must share width and layer structure")
+    model = models.build(spec["model"], len(runs), in_features, num_classes, width, batchnorm)
+    for i, run in enumerate(runs):
+        model.init_run(i, generator(run.seed, "init"))
+    model.to(device=device, dtype=dtype)
+    tr = spec["training"]
+    optimizer = torch.optim.SGD(model.parameters(), lr=tr["lr"], momentum=tr["momentum"])
+    wd = torch.tensor([r.weight_decay for r in runs], dtype=dtype, device=device)
+    return Group(
+        runs=runs, model=model, optimizer=optimizer, weight_decay=wd.view(-1, 1, 1),
+        dropout=[r.dropout for r in runs],
+        order_gens=[generator(r.seed, "order") for r in runs],
+        dropout_gens=[generator(r.seed, "dropout", device) for r in runs],
+        diverged_epoch=[None] * len(runs),
+    )
+
+
+def epoch_order(group: Group, n: int, device) -> torch.Tensor:
+    """Each run's own random permutation of the training set: (R, n)."""
+    return torch.stack([torch.randperm(n, generator=g) for g in group.order_gens]).to(device)
+
+
+def dropout_masks(group: Group, batch: int, width: int, depth: int, like: torch.Tensor):
+    """Inverted-dropout masks per hidden layer, (R, B, width); None where no run drops."""
+    if not any(group.dropout):
+        return None
+    masks = []
+    for _ in range(depth):
+        m = torch.ones(len(group.runs), batch, width, dtype=like.dtype, device=like.device)
+        for i, (p, g) in enumerate(zip(group.dropout, group.dropout_gens)):
+            if p > 0:
+                keep = torch.rand(batch, width, generator=g, device=like.device) >= p
+                m[i] = keep.to(like.dtype) / (1 - p)
+        masks.append(m)
+    return masks
+
+
+def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """One SGD step for all runs at once; returns the per-run minibatch losses (R,)."""
+    model, (R, B) = group.model, yb.shape
+    masks = dropout_masks(group, B, model.weights[0].shape[2], len(model.norms), xb)
+    logits = model(xb, masks)
+    per_run = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(R, B)
+    losses = per_run.mean(dim=1)
+    group.optimizer.zero_grad(set_to_none=False)
+    # Summing over runs gives each run exactly the gradient of its own mean loss.
+    losses.sum().backward()
+    with torch.no_grad():
+        for w in model.decayed_parameters():
+            # Coupled L2 as torch.optim.SGD(weight_decay=...) applies it, per run.
+            w.grad.addcmul_(w, group.weight_decay)
+    group.optimizer.step()
+    return losses.detach()
+
+
+def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
+    group.model.train()
+    n = data.x_train.shape[0]
+    order = epoch_order(group, n, data.x_train.device)
+    for start in range(0, n, batch_size):
+        idx = order[:, start:start + batch_size]
+        train_step(group, data.x_train[idx], data.y_train[idx])
+
+
+@torch.no_grad()
+def predict(model: models.StackedMLP, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Logits of every run on a shared input set, in chunks: (R, N, classes)."""
+    model.eval()
+    return torch.cat([model(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], dim=1)
+
+
+def _loss_and_error(logits: torch.Tensor, y: torch.Tensor):
+    R, N, K = logits.shape
+    loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(R), reduction="none").view(R, N)
+    wrong = logits.argmax(-1) != y
+    return loss.mean(1), wrong.float().mean(1), wrong
+
+
+@torch.no_grad()
+def evaluate(model: models.StackedMLP, data: Tensors) -> dict[str, torch.Tensor]:
+    """Per-run losses and errors (R,) on the train set (noisy and clean labels) and test set."""
+    train_logits = predict(model, data.x_train)
+    train_loss, train_error, _ = _loss_and_error(train_logits, data.y_train)
+    _, train_error_clean, _ = _loss_and_error(train_logits, data.y_train_clean)
+    test_loss, test_error, _ = _loss_and_error(predict(model, data.x_test), data.y_test)
+    n_noisy = int(data.noisy.sum())
+    if n_noisy:
+        fitted = train_logits.argmax(-1)[:, data.noisy] == data.y_train[data.noisy]
+        noisy_fit = fitted.float().mean(1)
+    else:
+        noisy_fit = torch.full_like(train_loss, float("nan"))
+    return {"train_loss": train_loss, "train_error": train_error,
+            "train_error_clean": train_error_clean, "test_loss": test_loss,
+            "test_error": test_error, "noisy_fit": noisy_fit}
+
+
+def _rows(group: Group, epoch: int, metrics: dict, elapsed: float) -> list[dict]:
+    values = {k: v.double().cpu().numpy() for k, v in metrics.items()}
+    rows = []
+    for i, run in enumerate(group.runs):
+        if group.diverged_epoch[i] is None and not math.isfinite(values["train_loss"][i]):
+            group.diverged_epoch[i] = epoch
+        row = {"run_id": run.run_id, **run.to_dict(), "epoch": epoch}
+        row.update({k: float(v[i]) for k, v in values.items()})
+        row["diverged"] = group.diverged_epoch[i] is not None
+        row["wall_time"] = elapsed
+        rows.append(row)
+    return rows
+
+
+def set_threads(device: torch.device, threads: int) -> None:
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+
+
+def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int = 1,
+                log=print, dtype=torch.float32) -> pd.DataFrame:
+    """Train every run of a group spec; return one tidy row per run and evaluation epoch."""
+    dev = resolve_device(device)
+    set_threads(dev, threads)
+    runs = [Run(**r) for r in spec["runs"]]
+    data = Tensors.from_arrays(arrays, dev, dtype)
+    group = make_group(spec, runs, arrays.x_train.shape[1], arrays.num_classes, dev, dtype)
+    tr = spec["training"]
+    evals = set(eval_epochs(tr))
+    rows, start = [], time.perf_counter()
+    for epoch in range(1, tr["epochs"] + 1):
+        train_epoch(group, data, tr["batch_size"])
+        if epoch in evals:
+            elapsed = time.perf_counter() - start
+            new = _rows(group, epoch, evaluate(group.model, data), elapsed)
+            rows.extend(new)
+            log(progress_line(new, epoch, tr["epochs"], elapsed))
+    table = pd.DataFrame(rows)
+    n_params = models.n_params(spec["model"], arrays.x_train.shape[1], arrays.num_classes,
+                               runs[0].width, runs[0].batchnorm)
+    return table.assign(
+        experiment=spec["experiment"], dataset=spec["dataset"]["name"],
+        model=spec["model"]["name"], n_params=n_params, n_train=len(arrays.y_train),
+        num_classes=arrays.num_classes,
+        label_noise=spec["dataset"]["label_noise"], group=spec["group"],
+        group_size=len(runs), device=str(dev), torch_version=torch.__version__,
+        python_version=platform.python_version(),
+    )
+
+
+def progress_line(rows: list[dict], epoch: int, epochs: int, elapsed: float) -> str:
+    df = pd.DataFrame(rows)
+    eta = elapsed / epoch * (epochs - epoch)
+    return (f"epoch {epoch}/{epochs}  train_loss {df.train_loss.mean():.4f}  "
+            f"train_err {df.train_error.mean():.4f}  test_err {df.test_error.mean():.4f}  "
+            f"diverged {int(df.diverged.sum())}/{len(df)}  "
+            f"elapsed {elapsed:.0f}s  eta {eta:.0f}s")

@@ -1,0 +1,20 @@
+rule train_group:
+    input:
+        data=rules.prepare_data.output[0],
+    output:
+        f"{RESULTS}/{{experiment}}/groups/{{group}}.parquet",
+    params:
+        spec=group_spec,
+        device=CONFIG["device"],
+    threads: CONFIG["threads"]
+    resources:
+        mem_mb=2000,
+    log:
+        f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
+    message:
+        "Training {wildcards.experiment} {wildcards.group}"
+    conda:
+        "../envs/doubledescent.yaml"
+    shell:
+        "python -m doubledescent train --spec {params.spec:q} --data {input.data}"
+        " --out {output} --device {params.device} --threads {threads} > {log} 2>&1"
