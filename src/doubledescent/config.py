@@ -135,7 +135,8 @@ def groups(exp: dict) -> dict[str, list[Run]]:
 
 def group_spec(name: str, exp: dict, gid: str) -> dict:
     """Exactly what a training job needs, so that unrelated config edits don't retrain it."""
-    members = groups(exp)[gid]
+    # Sorted, so that reordering regularizers or seeds in the YAML retrains nothing.
+    members = sorted(groups(exp)[gid], key=lambda r: (r.regularizer, r.seed))
     return {
         "experiment": name,
         "group": gid,
@@ -152,6 +153,7 @@ def eval_epochs(training: dict) -> list[int]:
     epochs, spec = training["epochs"], training["eval_epochs"]
     if isinstance(spec, list):
         chosen = set(spec)
-    else:
-        chosen = set(np.unique(np.geomspace(1, epochs, spec).round().astype(int)).tolist())
+    else:  # n points from epoch 1 to the last; a single point is the last epoch
+        points = np.geomspace(1, epochs, spec) if spec > 1 else []
+        chosen = set(np.round(points).astype(int).tolist())
     return sorted(chosen | {epochs})

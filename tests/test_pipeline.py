@@ -1,0 +1,63 @@
+"""The whole DAG on the tiny config, through Snakemake, as a user runs it."""
+
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from doubledescent import results
+from tests.conftest import REPO
+
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+def snakemake(workdir, *args, configfile=TINY):
+    cmd = ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    proc = snakemake(workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+def test_metrics_table(tiny_run):
+    cfg = yaml.safe_load(TINY.read_text())["experiments"]["tiny"]
+    df = pd.read_parquet(tiny_run / "results" / "tiny" / "metrics.parquet")
+    assert list(df.columns[:len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
+    n_runs = len(cfg["widths"]) * len(cfg["regularizers"]) * len(cfg["seeds"])
+    assert df.run_id.nunique() == n_runs
+    assert len(df) == n_runs * 3  # eval epochs 1, 2, 6
+    assert sorted(df.epoch.unique()) == [1, 2, 6]
+    for col in ["train_error", "train_error_clean", "test_error", "noisy_fit"]:
+        assert df[col].between(0, 1).all(), col
+    assert (df.train_loss > 0).all() and (df.test_loss > 0).all()
+    assert set(df.regularizer) == set(cfg["regularizers"])
+    csv = pd.read_csv(tiny_run / "results" / "tiny" / "metrics.csv")
+    np.testing.assert_allclose(csv.test_error, df.test_error)
+
+
+def test_figures_and_summary(tiny_run):
+    fig_dir = tiny_run / "results" / "tiny" / "figures"
+    assert (fig_dir / "model_wise.pdf").read_bytes().startswith(b"%PDF")
+    assert (fig_dir / "model_wise.png").read_bytes().startswith(b"\x89PNG")
+    summary = pd.read_csv(tiny_run / "results" / "tiny" / "summary.csv")
+    assert set(summary.regularizer) == {"none", "l2", "dropout", "batchnorm"}
+    assert summary.peak_test_error.between(0, 1).all()
+
+
+def test_rerun_retrains_nothing_and_a_new_width_only_its_groups(tiny_run, tmp_path):
+    assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["experiments"]["tiny"]["widths"].append(64)
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(yaml.safe_dump(cfg))
+    out = snakemake(tiny_run, "-n", "--quiet", "rules", configfile=wider).stdout
+    train_line = next(line for line in out.splitlines() if line.startswith("train_group"))
+    assert train_line.split()[1] == "2"  # width 64, with and without batchnorm

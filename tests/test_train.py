@@ -1,0 +1,191 @@
+"""The vectorized group trainer against an independent computation: one nn.Module per run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from doubledescent import config, train
+from doubledescent.config import Run
+
+VARIANTS = {
+    "none": {},
+    "l2": {"weight_decay": 0.05},
+    "dropout": {"dropout": 0.3},
+    "l2_dropout": {"weight_decay": 0.01, "dropout": 0.2},
+    "batchnorm": {"batchnorm": True},
+    "bn_all": {"batchnorm": True, "dropout": 0.25, "weight_decay": 0.02},
+}
+TRAINING = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 64, "epochs": 2,
+            "loss": "cross_entropy", "eval_epochs": [1, 2]}
+
+
+def experiment(regs: dict, widths=(12,), seeds=(0, 1), epochs=2) -> dict:
+    return {
+        "dataset": {"name": "mnist1d", "label_noise": 0.2},
+        "model": {"name": "mlp", "depth": 2},
+        "widths": list(widths), "regularizers": regs, "seeds": list(seeds),
+        "training": {**TRAINING, "epochs": epochs, "eval_epochs": list(range(1, epochs + 1))},
+    }
+
+
+class Reference(nn.Module):
+    """The tutorial MLP: nn.Linear, nn.BatchNorm1d, ReLU, dropout from an explicit mask."""
+
+    def __init__(self, widths, batchnorm):
+        super().__init__()
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.norms = nn.ModuleList(
+            nn.BatchNorm1d(w) if batchnorm else nn.Identity() for w in widths[1:-1])
+
+    def forward(self, x, masks):
+        for lin, norm, mask in zip(self.linears, self.norms, masks):
+            x = torch.relu(norm(lin(x)))
+            x = x if mask is None else x * mask
+        return self.linears[-1](x)
+
+
+def reference_from(group: train.Group, i: int) -> Reference:
+    """Run i of a stacked model, copied into a separate module (weights transposed)."""
+    m = group.model
+    widths = [m.weights[0].shape[1]] + [w.shape[2] for w in m.weights]
+    ref = Reference(widths, group.runs[i].batchnorm).double()
+    with torch.no_grad():
+        for lin, w, b in zip(ref.linears, m.weights, m.biases):
+            lin.weight.copy_(w[i].T)
+            lin.bias.copy_(b[i, 0])
+    return ref
+
+
+def train_reference(ref: Reference, run: Run, x, y, tr: dict) -> None:
+    """Plain per-run SGD with the same random streams the group trainer uses."""
+    decay = [lin.weight for lin in ref.linears]
+    rest = [p for n, p in ref.named_parameters() if not n.endswith("weight") or "norms" in n]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": run.weight_decay},
+                           {"params": rest, "weight_decay": 0.0}],
+                          lr=tr["lr"], momentum=tr["momentum"])
+    order, drop = train.generator(run.seed, "order"), train.generator(run.seed, "dropout")
+    ref.train()
+    for _ in range(tr["epochs"]):
+        perm = torch.randperm(len(y), generator=order)
+        for s in range(0, len(y), tr["batch_size"]):
+            idx = perm[s:s + tr["batch_size"]]
+            masks = [None] * len(ref.norms)
+            if run.dropout > 0:
+                masks = [(torch.rand(len(idx), lin.out_features, generator=drop) >= run.dropout)
+                         .double() / (1 - run.dropout) for lin in ref.linears[:-1]]
+            opt.zero_grad()
+            F.cross_entropy(ref(x[idx], masks), y[idx]).backward()
+            opt.step()
+
+
+def stacked_group(exp, small_data, gid):
+    runs = config.groups(exp)[gid]
+    spec = config.group_spec("t", exp, gid)
+    group = train.make_group(spec, runs, 40, 10, "cpu", torch.float64)
+    data = train.Tensors.from_arrays(small_data, "cpu", torch.float64)
+    return group, data, spec
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_vectorized_training_equals_separate_models(small_data, batchnorm):
+    regs = {k: v for k, v in VARIANTS.items() if v.get("batchnorm", False) == batchnorm}
+    exp = experiment(regs)
+    gid = f"width~12_norm~{'batch' if batchnorm else 'none'}"
+    group, data, spec = stacked_group(exp, small_data, gid)
+    refs = [reference_from(group, i) for i in range(len(group.runs))]
+    for _ in range(spec["training"]["epochs"]):
+        train.train_epoch(group, data, spec["training"]["batch_size"])
+    for i, (ref, run) in enumerate(zip(refs, group.runs)):
+        train_reference(ref, run, data.x_train, data.y_train, spec["training"])
+        for lin, w, b in zip(ref.linears, group.model.weights, group.model.biases):
+            torch.testing.assert_close(w[i].T, lin.weight, rtol=1e-9, atol=1e-11)
+            torch.testing.assert_close(b[i, 0], lin.bias, rtol=1e-9, atol=1e-11)
+        for norm, stacked in zip(ref.norms, group.model.norms):
+            if batchnorm:
+                torch.testing.assert_close(stacked.running_var[i, 0], norm.running_var)
+                torch.testing.assert_close(stacked.weight[i, 0], norm.weight)
+
+
+def test_first_step_gradients_equal_separate_models(small_data):
+    exp = experiment({"none": {}, "l2": {"weight_decay": 0.1}, "bn": {"batchnorm": True}},
+                     seeds=(3,))
+    for gid in config.groups(exp):
+        group, data, _ = stacked_group(exp, small_data, gid)
+        refs = [reference_from(group, i) for i in range(len(group.runs))]
+        idx = torch.arange(32).expand(len(refs), 32)
+        train.train_step(group, data.x_train[idx], data.y_train[idx])
+        for i, (ref, run) in enumerate(zip(refs, group.runs)):
+            ref.train()
+            F.cross_entropy(ref(data.x_train[:32], [None, None]), data.y_train[:32]).backward()
+            for lin, w, b in zip(ref.linears, group.model.weights, group.model.biases):
+                # The stacked gradient already holds the coupled decay term wd * W.
+                expected = lin.weight.grad + run.weight_decay * lin.weight.detach()
+                torch.testing.assert_close(w.grad[i].T, expected, rtol=1e-10, atol=1e-12)
+                torch.testing.assert_close(b.grad[i, 0], lin.bias.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_weight_decay_shrinks_weights(small_data):
+    exp = experiment({"none": {}, "l2": {"weight_decay": 0.5}}, seeds=(0,), epochs=3)
+    group, data, spec = stacked_group(exp, small_data, "width~12_norm~none")
+    for _ in range(3):
+        train.train_epoch(group, data, 64)
+    norms = [float(sum(w[i].detach().norm() ** 2 for w in group.model.weights)) for i in range(2)]
+    assert norms[1] < 0.7 * norms[0]
+
+
+def test_dropout_active_in_training_and_off_in_evaluation(small_data):
+    exp = experiment({"dropout": {"dropout": 0.5}}, seeds=(0,))
+    group, data, _ = stacked_group(exp, small_data, "width~12_norm~none")
+    x = data.x_train[:16].expand(1, 16, 40)
+    masks_a = train.dropout_masks(group, 16, 12, 2, x)
+    masks_b = train.dropout_masks(group, 16, 12, 2, x)
+    assert 0.3 < float((masks_a[0] == 0).double().mean()) < 0.7
+    group.model.train()
+    assert not torch.allclose(group.model(x, masks_a), group.model(x, masks_b))
+    # Evaluation takes no masks and is deterministic.
+    torch.testing.assert_close(train.predict(group.model, data.x_test),
+                               train.predict(group.model, data.x_test))
+    assert train.dropout_masks(experiment_group_without_dropout(small_data), 16, 12, 2, x) is None
+
+
+def experiment_group_without_dropout(small_data):
+    return stacked_group(experiment({"none": {}}), small_data, "width~12_norm~none")[0]
+
+
+def test_run_results_do_not_depend_on_group_composition(small_data):
+    alone = train.train_group(config.group_spec("t", experiment({"none": {}}, seeds=(1,)),
+                                                "width~12_norm~none"),
+                              small_data, device="cpu", log=lambda s: None, dtype=torch.float64)
+    together = train.train_group(
+        config.group_spec("t", experiment({"l2": {"weight_decay": 0.1}, "none": {},
+                                           "dropout": {"dropout": 0.5}}, seeds=(0, 1)),
+                          "width~12_norm~none"),
+        small_data, device="cpu", log=lambda s: None, dtype=torch.float64)
+    mine = together[together.run_id == alone.run_id.iloc[0]].reset_index(drop=True)
+    cols = ["epoch", "train_loss", "test_loss", "test_error"]
+    pd.testing.assert_frame_equal(alone[cols], mine[cols], rtol=1e-9)
+
+
+def test_train_group_is_deterministic_and_tidy(small_data):
+    spec = config.group_spec("t", experiment(VARIANTS), "width~12_norm~none")
+    a = train.train_group(spec, small_data, device="cpu", log=lambda s: None)
+    b = train.train_group(spec, small_data, device="cpu", log=lambda s: None)
+    metrics = ["train_loss", "train_error", "train_error_clean", "test_loss", "test_error"]
+    pd.testing.assert_frame_equal(a[metrics], b[metrics])
+    assert len(a) == 4 * 2 * 2  # variants without batchnorm x seeds x eval epochs
+    assert a.run_id.nunique() == 8
+    errors = a[["train_error", "train_error_clean", "test_error", "noisy_fit"]].to_numpy()
+    assert np.all((errors >= 0) & (errors <= 1))
+    assert (a.n_params == 12 * 12 + 52 * 12 + 10).all()
+
+
+def test_divergence_is_recorded_not_raised(small_data):
+    exp = experiment({"none": {}}, seeds=(0, 1))
+    exp["training"]["lr"] = 1e6  # explodes within the first epoch
+    spec = config.group_spec("t", exp, "width~12_norm~none")
+    table = train.train_group(spec, small_data, device="cpu", log=lambda s: None)
+    assert table.diverged.all()
+    assert len(table) == 4
