@@ -7,9 +7,9 @@ part of the data, so every run of an experiment sees the same noisy labels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -108,9 +108,8 @@ def build(spec: dict) -> Arrays:
 
 
 def save(arrays: Arrays, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: v for k, v in vars(arrays).items()})
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: v for k, v in vars(arrays).items()})
 
 
 def load(path: str | Path) -> Arrays:

@@ -51,7 +51,7 @@ class Tensors:
     noisy: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, a: Arrays, device, dtype=torch.float32) -> "Tensors":
+    def from_arrays(cls, a: Arrays, device, dtype=torch.float32) -> Tensors:
         def t(v, dt=None):
             return torch.as_tensor(v, dtype=dt).to(device)
 
