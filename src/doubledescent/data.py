@@ -53,6 +53,7 @@ STREAMS = {"noise": 1, "train": 2, "test": 3}
 
 
 def _rng(spec: dict, stream: str) -> np.random.Generator:
+    """The dataset seed's generator for one purpose (see STREAMS)."""
     return np.random.default_rng([spec["seed"], STREAMS[stream]])
 
 
@@ -103,6 +104,7 @@ def _load_digits(spec: dict):
 
 
 def _root(spec: dict) -> Path:
+    """The directory of downloaded datasets, `~` expanded as torchvision does."""
     return Path(spec["root"]).expanduser()
 
 
