@@ -72,6 +72,12 @@ def _check_experiment(name: str, exp: dict) -> None:
                 f"{where}.dataset.{key}: {ds[key]} exceeds the {limits[key]} samples "
                 f"that {ds['name']} provides"
             )
+    total = limits.get("n_total")
+    if total is not None and ds["n_train"] + ds["n_test"] > total:
+        raise ConfigError(
+            f"{where}.dataset: n_train + n_test = {ds['n_train'] + ds['n_test']} exceeds the "
+            f"{total} samples that {ds['name']} provides"
+        )
     epochs = exp["training"]["epochs"]
     evals = exp["training"]["eval_epochs"]
     if isinstance(evals, list) and max(evals) > epochs:

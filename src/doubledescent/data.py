@@ -1,14 +1,17 @@
-"""Datasets: a registry of sources, seeded label noise, and the on-disk cache.
+"""Datasets: a registry of sources, seeded subsampling and label noise, the on-disk cache.
 
 A prepared dataset is one `.npz` file holding float32 inputs, the noisy training labels
 that models are trained on, the clean ones they replace, and the test set. Label noise is
-part of the data, so every run of an experiment sees the same noisy labels.
+part of the data, so every run of an experiment sees the same noisy labels. Image datasets
+keep their (N, C, H, W) shape; models that want vectors flatten them.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +37,45 @@ class Arrays:
 
 @dataclass(frozen=True)
 class Source:
-    """How to obtain a dataset: a loader and the most samples it can provide."""
+    """How to obtain a dataset: a loader, its classes, and the most samples it provides."""
 
     load: Callable[[dict], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     num_classes: int
     max_train: int | None = None  # None: generated, any size
     max_test: int | None = None
+    max_total: int | None = None  # one pool that n_train + n_test share (digits)
+    images: bool = False  # inputs (N, C, H, W), standardized per channel if `normalize`
+
+
+# Independent random streams per dataset seed; noise keeps stream 1 so that existing
+# datasets reproduce their noisy labels.
+STREAMS = {"noise": 1, "train": 2, "test": 3}
+
+
+def _rng(spec: dict, stream: str) -> np.random.Generator:
+    """The dataset seed's generator for one purpose (see STREAMS)."""
+    return np.random.default_rng([spec["seed"], STREAMS[stream]])
+
+
+def _subsample(x: np.ndarray, y: np.ndarray, n: int, rng, what: str):
+    """`n` samples without replacement: a prefix of one permutation, so smaller sets nest."""
+    if n > len(y):
+        raise ValueError(f"{what}: {n} samples requested but only {len(y)} are available")
+    idx = rng.permutation(len(y))[:n]
+    return x[idx], y[idx]
+
+
+def _pixels(x: np.ndarray, scale: float) -> np.ndarray:
+    """Integer gray levels as float32 in [0, 1], as torchvision's ToTensor gives them."""
+    return x.astype(np.float32) / np.float32(scale)
+
+
+def _from_pools(spec: dict, train, test, scale: float):
+    """Subsample fixed train and test pools to n_train / n_test; pixels to [0, 1]."""
+    name = spec["name"]
+    x_tr, y_tr = _subsample(*train, spec["n_train"], _rng(spec, "train"), f"{name} n_train")
+    x_te, y_te = _subsample(*test, spec["n_test"], _rng(spec, "test"), f"{name} n_test")
+    return _pixels(x_tr, scale), y_tr, _pixels(x_te, scale), y_te
 
 
 def _load_mnist1d(spec: dict):
@@ -56,14 +92,116 @@ def _load_mnist1d(spec: dict):
     return d["x"], d["y"], d["x_test"], d["y_test"]
 
 
+def _load_digits(spec: dict):
+    """scikit-learn's bundled 8x8 digits: one pool, split into train and test by the seed."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    n_train = spec["n_train"]
+    x, y = _subsample(d.images[:, None], d.target, n_train + spec["n_test"], _rng(spec, "train"),
+                      "digits n_train + n_test")
+    return _pixels(x[:n_train], 16), y[:n_train], _pixels(x[n_train:], 16), y[n_train:]
+
+
+def _root(spec: dict) -> Path:
+    """The directory of downloaded datasets, `~` expanded as torchvision does."""
+    return Path(spec["root"]).expanduser()
+
+
+def _ensure_files(spec: dict, folder: Path, names: list[str], fetch: Callable[[], object],
+                  how: str) -> None:
+    """Download missing files if allowed; if still missing, one line that says what to do."""
+    def missing():
+        return [n for n in names if not (folder / n).is_file()]
+
+    if missing() and spec["download"]:
+        try:
+            fetch()
+        except (OSError, RuntimeError) as e:
+            reason = " ".join(str(e).split()) or type(e).__name__  # torchvision's spans lines
+            raise FileNotFoundError(
+                f"{spec['name']}: download into {folder} failed ({reason}); {how}"
+            ) from None
+    if absent := missing():
+        raise FileNotFoundError(
+            f"{spec['name']}: expected {', '.join(absent)} in {folder}; set dataset.download: "
+            f"true on a machine with internet, or {how}"
+        )
+
+
+def _load_mnist_like(class_name: str, spec: dict):
+    """MNIST-format datasets through torchvision, from raw IDX files under root/<class>/raw."""
+    from torchvision import datasets
+
+    cls, root = getattr(datasets, class_name), _root(spec)
+    # torchvision reads the uncompressed files and checks only that they exist.
+    names = [name.removesuffix(".gz") for name, _ in cls.resources]
+    _ensure_files(spec, root / class_name / "raw", names, lambda: cls(root, download=True),
+                  f"place the gunzipped files from {cls.mirrors[0]} there")
+    pools = [cls(root, train=train) for train in (True, False)]
+    train, test = [(d.data.numpy()[:, None], d.targets.numpy()) for d in pools]
+    return _from_pools(spec, train, test, 255)
+
+
+def _read_cifar(folder: Path, names: list[str]):
+    """Images (N, 3, 32, 32) uint8 and labels from CIFAR's documented python pickles."""
+    xs, ys = [], []
+    for name in names:
+        with open(folder / name, "rb") as f:
+            # CIFAR ships as pickles (Python 2's, hence latin1); like torchvision, trust them.
+            batch = pickle.load(f, encoding="latin1")
+        xs.append(batch["data"])
+        ys.extend(batch["labels"] if "labels" in batch else batch["fine_labels"])
+    return np.concatenate(xs).reshape(-1, 3, 32, 32), np.asarray(ys, dtype=np.int64)
+
+
+def _load_cifar_like(class_name: str, spec: dict):
+    """CIFAR-format datasets from the python pickles under root/<base folder>."""
+    from torchvision import datasets
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    cls, root = getattr(datasets, class_name), _root(spec)
+    folder = root / cls.base_folder
+    train_names = [name for name, _ in cls.train_list]
+    test_names = [name for name, _ in cls.test_list]
+    # torchvision's file names and archive, but our reader: its CIFAR classes accept only
+    # files with the official md5 sums, which would reject users' subsets or re-packs.
+    fetch = partial(download_and_extract_archive, cls.url, str(root), filename=cls.filename,
+                    md5=cls.tgz_md5)
+    _ensure_files(spec, folder, train_names + test_names, fetch,
+                  f"extract {cls.url} into {root}")
+    return _from_pools(spec, _read_cifar(folder, train_names), _read_cifar(folder, test_names),
+                       255)
+
+
+# The one place to add a dataset (and its name to the schema's `dataset.name` enum).
 SOURCES: dict[str, Source] = {
     "mnist1d": Source(load=_load_mnist1d, num_classes=10),
+    "digits": Source(load=_load_digits, num_classes=10, max_total=1797, images=True),
+    "mnist": Source(load=partial(_load_mnist_like, "MNIST"), num_classes=10,
+                    max_train=60000, max_test=10000, images=True),
+    "fashion_mnist": Source(load=partial(_load_mnist_like, "FashionMNIST"), num_classes=10,
+                            max_train=60000, max_test=10000, images=True),
+    "cifar10": Source(load=partial(_load_cifar_like, "CIFAR10"), num_classes=10,
+                      max_train=50000, max_test=10000, images=True),
+    "cifar100": Source(load=partial(_load_cifar_like, "CIFAR100"), num_classes=100,
+                       max_train=50000, max_test=10000, images=True),
 }
 
 
 def dataset_size_limits(name: str) -> dict:
+    """The most n_train, n_test and n_train + n_test a dataset provides (None: unlimited)."""
     source = SOURCES[name]
-    return {"n_train": source.max_train, "n_test": source.max_test}
+    return {"n_train": source.max_train, "n_test": source.max_test, "n_total": source.max_total}
+
+
+def standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (axis 1) standardization of both sets with the train set's statistics."""
+    axes = (0, *range(2, x_train.ndim))
+    mean = x_train.mean(axis=axes, keepdims=True, dtype=np.float64)
+    std = x_train.std(axis=axes, keepdims=True, dtype=np.float64)
+    std[std == 0] = 1  # a constant channel carries nothing to scale: only centre it
+    return tuple(((x - mean) / std).astype(np.float32) for x in (x_train, x_test))
 
 
 def add_label_noise(y: np.ndarray, rate: float, num_classes: int, mode: str, rng) -> np.ndarray:
@@ -73,7 +211,7 @@ def add_label_noise(y: np.ndarray, rate: float, num_classes: int, mode: str, rng
     their value (MNIST-1D's convention); `wrong_class` always changes the label (Nakkiran's).
     """
     y_noisy = y.copy()
-    n_flip = int(round(rate * len(y)))
+    n_flip = round(rate * len(y))
     picked = rng.choice(len(y), size=n_flip, replace=False)
     if mode == "random_class":
         y_noisy[picked] = rng.integers(0, num_classes, size=n_flip)
@@ -86,16 +224,17 @@ def add_label_noise(y: np.ndarray, rate: float, num_classes: int, mode: str, rng
 
 
 def build(spec: dict) -> Arrays:
-    """Generate or load a dataset as `spec` says, then apply its label noise."""
+    """Generate or load a dataset as `spec` says, normalize it, then apply its label noise."""
     try:
         source = SOURCES[spec["name"]]
     except KeyError:
         raise ValueError(f"unknown dataset {spec['name']!r}; known: {sorted(SOURCES)}") from None
     x_train, y_train, x_test, y_test = source.load(spec)
+    if source.images and spec["normalize"]:
+        x_train, x_test = standardize(x_train, x_test)
     # Noise gets its own stream, so changing the rate never changes the data itself.
-    rng = np.random.default_rng([spec["seed"], 1])
     y_noisy = add_label_noise(
-        y_train, spec["label_noise"], source.num_classes, spec["noise_mode"], rng
+        y_train, spec["label_noise"], source.num_classes, spec["noise_mode"], _rng(spec, "noise")
     )
     return Arrays(
         x_train=np.ascontiguousarray(x_train, dtype=np.float32),
@@ -122,5 +261,5 @@ def load(path: str | Path) -> Arrays:
             fields = {k: f[k] for k in f.files}
         fields["num_classes"] = int(fields["num_classes"])
         return Arrays(**fields)
-    except Exception as e:  # zip/pickle/key errors all mean the same thing to a user
+    except Exception as e:  # noqa: BLE001 (zip/pickle/key errors mean the same to a user)
         raise ValueError(f"prepared dataset {path} is corrupt ({e}); delete it and rerun") from None

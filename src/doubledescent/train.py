@@ -55,8 +55,17 @@ class Tensors:
         def t(v, dt=None):
             return torch.as_tensor(v, dtype=dt).to(device)
 
-        return cls(t(a.x_train, dtype), t(a.y_train), t(a.y_train_clean), t(a.x_test, dtype),
+        def flat(x):
+            # The MLP takes vectors; images (N, C, H, W) become (N, C*H*W) here only.
+            return t(x.reshape(len(x), -1), dtype)
+
+        return cls(flat(a.x_train), t(a.y_train), t(a.y_train_clean), flat(a.x_test),
                    t(a.y_test), t(a.noisy_mask))
+
+
+def in_features(arrays: Arrays) -> int:
+    """Inputs per sample once flattened: 40 for MNIST-1D, C*H*W for images."""
+    return math.prod(arrays.x_train.shape[1:])
 
 
 @dataclass
@@ -150,7 +159,7 @@ def predict(model: models.StackedMLP, x: torch.Tensor, chunk: int = 4096) -> tor
 
 
 def _loss_and_error(logits: torch.Tensor, y: torch.Tensor):
-    R, N, K = logits.shape
+    R, N, _ = logits.shape
     loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(R), reduction="none").view(R, N)
     wrong = logits.argmax(-1) != y
     return loss.mean(1), wrong.float().mean(1), wrong
@@ -200,7 +209,7 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
     set_threads(dev, threads)
     runs = [Run(**r) for r in spec["runs"]]
     data = Tensors.from_arrays(arrays, dev, dtype)
-    group = make_group(spec, runs, arrays.x_train.shape[1], arrays.num_classes, dev, dtype)
+    group = make_group(spec, runs, in_features(arrays), arrays.num_classes, dev, dtype)
     tr = spec["training"]
     evals = set(eval_epochs(tr))
     rows, start = [], time.perf_counter()
@@ -212,7 +221,7 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
             rows.extend(new)
             log(progress_line(new, epoch, tr["epochs"], elapsed))
     table = pd.DataFrame(rows)
-    n_params = models.n_params(spec["model"], arrays.x_train.shape[1], arrays.num_classes,
+    n_params = models.n_params(spec["model"], in_features(arrays), arrays.num_classes,
                                runs[0].width, runs[0].batchnorm)
     return table.assign(
         experiment=spec["experiment"], dataset=spec["dataset"]["name"],
