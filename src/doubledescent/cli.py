@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from doubledescent.config import ConfigError
 
@@ -21,8 +22,12 @@ def _train(args) -> None:
 
     spec = json.loads(args.spec)
     table = train.train_group(spec, data.load(args.data), device=args.device,
-                              threads=args.threads, log=lambda s: print(s, flush=True))
+                              threads=args.threads, log=lambda s: print(s, flush=True),
+                              checkpoint_path=args.checkpoint,
+                              checkpoint_every=args.checkpoint_every)
     write_table(table, args.out)
+    if args.checkpoint:  # the table is the result now; the checkpoint has done its job
+        Path(args.checkpoint).unlink(missing_ok=True)
 
 
 def _collect(args) -> None:
@@ -69,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="the group's metrics (.parquet)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--threads", type=int, default=1, help="torch threads on the CPU")
+    s.add_argument("--checkpoint", help="resume from / save the training state to this file")
+    s.add_argument("--checkpoint-every", type=int, default=25, help="epochs between saves")
     s.set_defaults(func=_train)
 
     s = sub.add_parser("collect", help="concatenate group tables into the experiment's table")

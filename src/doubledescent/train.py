@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from doubledescent import models
+from doubledescent import checkpoint, models
 from doubledescent.config import Run, eval_epochs
 from doubledescent.data import Arrays
 
@@ -203,8 +203,13 @@ def set_threads(device: torch.device, threads: int) -> None:
 
 
 def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int = 1,
-                log=print, dtype=torch.float32) -> pd.DataFrame:
-    """Train every run of a group spec; return one tidy row per run and evaluation epoch."""
+                log=print, dtype=torch.float32, checkpoint_path=None,
+                checkpoint_every: int = 0) -> pd.DataFrame:
+    """Train every run of a group spec; return one tidy row per run and evaluation epoch.
+
+    With `checkpoint_path`, the state is saved every `checkpoint_every` epochs and a rerun
+    resumes from the last save, ending with the same numbers as an uninterrupted run.
+    """
     dev = resolve_device(device)
     set_threads(dev, threads)
     runs = [Run(**r) for r in spec["runs"]]
@@ -212,18 +217,28 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
     group = make_group(spec, runs, in_features(arrays), arrays.num_classes, dev, dtype)
     tr = spec["training"]
     evals = set(eval_epochs(tr))
-    rows, start = [], time.perf_counter()
-    for epoch in range(1, tr["epochs"] + 1):
+    progress = checkpoint.resume(checkpoint_path, spec, group) if checkpoint_path else None
+    if progress:
+        log(f"resuming from the checkpoint at epoch {progress.epoch}")
+    progress = progress or checkpoint.Progress()
+    start = time.perf_counter() - progress.elapsed
+    for epoch in range(progress.epoch + 1, tr["epochs"] + 1):
         train_epoch(group, data, tr["batch_size"])
+        progress.epoch, progress.elapsed = epoch, time.perf_counter() - start
         if epoch in evals:
-            elapsed = time.perf_counter() - start
-            new = _rows(group, epoch, evaluate(group.model, data), elapsed)
-            rows.extend(new)
-            log(progress_line(new, epoch, tr["epochs"], elapsed))
-    table = pd.DataFrame(rows)
+            new = _rows(group, epoch, evaluate(group.model, data), progress.elapsed)
+            progress.rows.extend(new)
+            log(progress_line(new, epoch, tr["epochs"], progress.elapsed))
+        if checkpoint_path and checkpoint_every and epoch % checkpoint_every == 0:
+            checkpoint.save(checkpoint_path, spec, group, progress)
+    return _table(spec, arrays, runs, progress.rows, dev)
+
+
+def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -> pd.DataFrame:
+    """The group's rows with the columns every run shares."""
     n_params = models.n_params(spec["model"], in_features(arrays), arrays.num_classes,
                                runs[0].width, runs[0].batchnorm)
-    return table.assign(
+    return pd.DataFrame(rows).assign(
         experiment=spec["experiment"], dataset=spec["dataset"]["name"],
         model=spec["model"]["name"], n_params=n_params, n_train=len(arrays.y_train),
         num_classes=arrays.num_classes,

@@ -36,6 +36,11 @@ def group_spec(wildcards):
     return as_json(ddconfig.group_spec(wildcards.experiment, exp, wildcards.group))
 
 
+def checkpoint_file(wildcards):
+    """Not an output: Snakemake must not delete it when a job fails, or nothing resumes."""
+    return f"{RESULTS}/{wildcards.experiment}/checkpoints/{wildcards.group}.pt"
+
+
 def plot_spec(wildcards):
     return as_json(EXPERIMENTS[wildcards.experiment]["plot"])
 

@@ -6,6 +6,8 @@ rule train_group:
     params:
         spec=group_spec,
         device=CONFIG["device"],
+        checkpoint=checkpoint_file,
+        checkpoint_every=CONFIG["checkpoint_every"],
     threads: CONFIG["threads"]
     resources:
         mem_mb=2000,
@@ -17,4 +19,6 @@ rule train_group:
         "../envs/doubledescent.yaml"
     shell:
         "python -m doubledescent train --spec {params.spec:q} --data {input.data}"
-        " --out {output} --device {params.device} --threads {threads} > {log} 2>&1"
+        " --out {output} --device {params.device} --threads {threads}"
+        " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
+        " > {log} 2>&1"

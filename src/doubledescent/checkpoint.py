@@ -1,0 +1,61 @@
+"""Checkpoints of a training group, so a killed job resumes where it stopped.
+
+A checkpoint holds everything the next epoch depends on (parameters, batchnorm statistics,
+momentum buffers, every run's random streams) plus the rows evaluated so far, so a resumed
+job ends with exactly the numbers of an uninterrupted one. It is written atomically and
+tagged with the group spec it belongs to; a checkpoint of another spec is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from doubledescent.io import atomic_path
+
+
+@dataclass
+class Progress:
+    """How far a group got: the last finished epoch, its rows, the time spent so far."""
+
+    epoch: int = 0
+    rows: list[dict] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+def _tag(spec: dict) -> str:
+    return json.dumps(spec, sort_keys=True)
+
+
+def save(path: str | Path, spec: dict, group, progress: Progress) -> None:
+    state = {
+        "spec": _tag(spec),
+        "model": group.model.state_dict(),
+        "optimizer": group.optimizer.state_dict(),
+        "order_gens": [g.get_state() for g in group.order_gens],
+        "dropout_gens": [g.get_state() for g in group.dropout_gens],
+        "diverged_epoch": group.diverged_epoch,
+        "progress": vars(progress),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def resume(path: str | Path, spec: dict, group) -> Progress | None:
+    """Restore `group` from the checkpoint at `path` if it is this spec's; else None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["spec"] != _tag(spec):
+        return None
+    group.model.load_state_dict(state["model"])
+    group.optimizer.load_state_dict(state["optimizer"])
+    for g, s in zip(group.order_gens + group.dropout_gens,
+                    state["order_gens"] + state["dropout_gens"]):
+        g.set_state(s)
+    group.diverged_epoch = state["diverged_epoch"]
+    return Progress(**state["progress"])

@@ -1,0 +1,72 @@
+"""A training job killed with SIGKILL resumes from its checkpoint and ends with the same numbers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import torch
+
+from doubledescent import checkpoint, config, data, train
+
+METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
+
+
+def spec() -> dict:
+    exp = {
+        "dataset": {"name": "mnist1d", "n_train": 300, "n_test": 200, "label_noise": 0.2,
+                    "noise_mode": "random_class", "seed": 7},
+        "model": {"name": "mlp", "depth": 2}, "widths": [256],
+        "regularizers": {"none": {"weight_decay": 0.0, "dropout": 0.0, "batchnorm": False},
+                         "dropout": {"weight_decay": 0.0, "dropout": 0.3, "batchnorm": False}},
+        "seeds": [0, 1],
+        "training": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 10,
+                     "epochs": 40, "loss": "cross_entropy", "eval_epochs": 6},
+    }
+    return config.group_spec("resume", exp, "width~256_norm~none")
+
+
+def checkpoint_epoch(path) -> int:
+    try:
+        return torch.load(path, weights_only=False)["progress"]["epoch"]
+    except (FileNotFoundError, EOFError, RuntimeError):
+        return 0
+
+
+def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
+    data.save(small_data, tmp_path / "data.npz")
+    ckpt, out = tmp_path / "group.pt", tmp_path / "group.parquet"
+    cmd = [sys.executable, "-m", "doubledescent", "train", "--spec", json.dumps(spec()),
+           "--data", str(tmp_path / "data.npz"), "--out", str(out), "--device", "cpu",
+           "--checkpoint", str(ckpt), "--checkpoint-every", "3"]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while checkpoint_epoch(ckpt) < 9 and job.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert job.poll() is None, "the job finished before it could be killed: make it longer"
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    killed_at = checkpoint_epoch(ckpt)
+    assert 9 <= killed_at < 40 and not out.exists()
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming from the checkpoint at epoch {killed_at}" in rerun.stdout
+    assert not ckpt.exists()  # removed once the table is written
+
+    resumed = pd.read_parquet(out)
+    whole = train.train_group(spec(), small_data, device="cpu", log=lambda s: None)
+    pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS])
+    assert (resumed.wall_time.diff().dropna() >= 0).all()
+
+
+def test_checkpoint_of_another_spec_is_ignored(tmp_path, small_data):
+    other = spec()
+    other["training"]["lr"] = 0.01
+    group = train.make_group(other, [config.Run(**r) for r in other["runs"]], 40, 10, "cpu")
+    checkpoint.save(tmp_path / "c.pt", other, group, checkpoint.Progress(epoch=5))
+    assert checkpoint.resume(tmp_path / "c.pt", spec(), group) is None
+    assert checkpoint.resume(tmp_path / "c.pt", other, group).epoch == 5
