@@ -76,6 +76,7 @@ class Group:
     model: models.StackedMLP
     optimizer: torch.optim.Optimizer
     weight_decay: torch.Tensor  # (R, 1, 1)
+    decays: bool  # any run with weight decay: else skip the decay kernels
     dropout: list[float]
     order_gens: list[torch.Generator]
     dropout_gens: list[torch.Generator]
@@ -93,10 +94,13 @@ def make_group(spec: dict, runs: list[Run], in_features: int, num_classes: int,
         model.init_run(i, generator(run.seed, "init"))
     model.to(device=device, dtype=dtype)
     tr = spec["training"]
-    optimizer = torch.optim.SGD(model.parameters(), lr=tr["lr"], momentum=tr["momentum"])
+    # foreach: one kernel per update for all parameters rather than a Python loop over them.
+    optimizer = torch.optim.SGD(model.parameters(), lr=tr["lr"], momentum=tr["momentum"],
+                                foreach=True)
     wd = torch.tensor([r.weight_decay for r in runs], dtype=dtype, device=device)
     return Group(
         runs=runs, model=model, optimizer=optimizer, weight_decay=wd.view(-1, 1, 1),
+        decays=bool((wd > 0).any()),
         dropout=[r.dropout for r in runs],
         order_gens=[generator(r.seed, "order") for r in runs],
         dropout_gens=[generator(r.seed, "dropout", device) for r in runs],
@@ -124,22 +128,21 @@ def dropout_masks(group: Group, batch: int, width: int, depth: int, like: torch.
     return masks
 
 
-def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-    """One SGD step for all runs at once; returns the per-run minibatch losses (R,)."""
-    model, (R, B) = group.model, yb.shape
-    masks = dropout_masks(group, B, model.weights[0].shape[2], len(model.norms), xb)
+def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
+    """One SGD step for all runs at once."""
+    model, batch = group.model, yb.shape[1]
+    masks = dropout_masks(group, batch, model.weights[0].shape[2], len(model.norms), xb)
     logits = model(xb, masks)
-    per_run = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(R, B)
-    losses = per_run.mean(dim=1)
-    group.optimizer.zero_grad(set_to_none=False)
-    # Summing over runs gives each run exactly the gradient of its own mean loss.
-    losses.sum().backward()
-    with torch.no_grad():
-        for w in model.decayed_parameters():
-            # Coupled L2 as torch.optim.SGD(weight_decay=...) applies it, per run.
-            w.grad.addcmul_(w, group.weight_decay)
+    # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
+    loss = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="sum") / batch
+    group.optimizer.zero_grad()
+    loss.backward()
+    if group.decays:
+        with torch.no_grad():
+            for w in model.decayed_parameters():
+                # Coupled L2 as torch.optim.SGD(weight_decay=...) applies it, per run.
+                w.grad.addcmul_(w, group.weight_decay)
     group.optimizer.step()
-    return losses.detach()
 
 
 def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
