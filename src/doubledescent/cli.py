@@ -9,6 +9,9 @@ from pathlib import Path
 
 from doubledescent.config import ConfigError
 
+# The figure names, without importing matplotlib for every other step.
+FIGURES = ["model_wise", "model_wise_loss", "memorization", "epoch_wise", "epoch_curves"]
+
 
 def _data(args) -> None:
     from doubledescent import data
@@ -44,9 +47,7 @@ def _plot(args) -> None:
 
     from doubledescent import plots
 
-    spec = json.loads(args.spec)
-    df = pd.read_parquet(args.metrics)
-    fig = plots.model_wise(df, spec["x"], spec["errorbar"], spec["interpolation_tol"])
+    fig = plots.draw(args.figure, pd.read_parquet(args.metrics), json.loads(args.spec))
     plots.save(fig, args.out)
 
 
@@ -54,9 +55,13 @@ def _summarize(args) -> None:
     import pandas as pd
 
     from doubledescent import results
-    from doubledescent.io import write_table
+    from doubledescent.io import atomic_path, write_table
 
-    write_table(results.summary(pd.read_parquet(args.metrics), args.tol), args.out)
+    table = results.summary(pd.read_parquet(args.metrics), args.tol)
+    write_table(table, args.out)
+    if args.tex:
+        with atomic_path(args.tex) as tmp:
+            tmp.write_text(results.summary_latex(table))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,7 +89,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", required=True)
     s.set_defaults(func=_collect)
 
-    s = sub.add_parser("plot", help="figures and the summary table from a metrics table")
+    s = sub.add_parser("plot", help="draw one figure from a metrics table")
+    s.add_argument("--figure", required=True, choices=FIGURES, help="which figure to draw")
     s.add_argument("--metrics", required=True)
     s.add_argument("--spec", required=True, help="the experiment's plot section, as JSON")
     s.add_argument("--out", nargs="+", required=True, help="figure files (.pdf/.png/.svg)")
@@ -94,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", required=True)
     s.add_argument("--tol", type=float, required=True, help="train error that counts as fit")
     s.add_argument("--out", required=True, help="the summary table (.csv)")
+    s.add_argument("--tex", help="also write it as a booktabs LaTeX table here (.tex)")
     s.set_defaults(func=_summarize)
     return p
 

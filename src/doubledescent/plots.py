@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import inspect
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files; no display on clusters or CI
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 
-from doubledescent import results  # noqa: E402
-from doubledescent.io import atomic_path  # noqa: E402
+from doubledescent import results
+from doubledescent.io import atomic_path
 
-TWO_COLUMN_WIDTH = 7.0  # inches: a two-column figure in most journals
+ONE_COLUMN_WIDTH = 3.4  # inches: one column of a two-column journal page
+TWO_COLUMN_WIDTH = 7.0  # inches: the full text width
+PANEL_HEIGHT = 2.3  # inches per row of panels
 RC = {
     "pdf.fonttype": 42,  # TrueType fonts, which journals' PDF checkers accept
     "ps.fonttype": 42,
     "svg.fonttype": "none",
+    "svg.hashsalt": "doubledescent",  # stable SVG ids: regenerated figures don't show as changed
     "font.size": 9,
     "axes.titlesize": 9,
     "axes.labelsize": 9,
@@ -27,52 +34,145 @@ RC = {
     "xtick.labelsize": 8,
     "ytick.labelsize": 8,
 }
-X_LABELS = {"n_params": "parameters", "width": "width h"}
+# Without dates, regenerating a figure from the same table gives the same bytes.
+METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {}}
+SIZE_LABELS = {"n_params": "parameters", "width": "width h"}
+Y_LABELS = {
+    "test_error": "test error",
+    "train_error": "train error (noisy labels)",
+    "test_loss": "test loss",
+    "train_loss": "train loss (noisy labels)",
+    "noisy_fit": "noisy labels fitted",
+}
+WIDTH_ROLES = ["smallest", "threshold", "largest"]
+
+
+@contextmanager
+def style():
+    """The rc settings and seaborn style that every figure is drawn and saved in."""
+    with plt.rc_context(RC), sns.axes_style("ticks"):
+        yield
 
 
 def save(fig: plt.Figure, paths: list[str | Path]) -> None:
     """Write `fig` to each path, in the format its suffix names, atomically."""
-    for path in map(Path, paths):
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=200, bbox_inches="tight")
+    # Inside the style: pdf.fonttype is read when saving, not when drawing.
+    with style():
+        for path in map(Path, paths):
+            fmt = path.suffix.lstrip(".")
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=300, bbox_inches="tight",
+                            metadata=METADATA[fmt])
     plt.close(fig)
 
 
+def palette(keys, name: str = "colorblind") -> dict:
+    """One color per key, in the given order: the same key gets the same color in every figure."""
+    keys = list(dict.fromkeys(keys))
+    return dict(zip(keys, sns.color_palette(name, len(keys))))
+
+
 def _errorbar(kind: str):
+    """Seaborn's errorbar for the configured band over seeds."""
     return ("sd", 1) if kind == "sd" else ("ci", 95)
 
 
-def model_wise(df: pd.DataFrame, x: str = "n_params", errorbar: str = "sd",
+def _subplots(n_rows: int, n_cols: int, **kw):
+    """A grid of panels, one column wide when it has a single column of panels, else two."""
+    width = ONE_COLUMN_WIDTH if n_cols == 1 else TWO_COLUMN_WIDTH
+    return plt.subplots(n_rows, n_cols, figsize=(width, PANEL_HEIGHT * n_rows), squeeze=False,
+                        layout="constrained", **kw)
+
+
+def _log_x(ax, plain: bool = False) -> None:
+    """A log x axis labeled at powers of ten only (as "100" if `plain`, else as 10^2)."""
+    ax.set_xscale("log")
+    # Below a decade of range matplotlib labels minor ticks too, and their labels collide.
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    if plain:
+        ax.xaxis.set_major_formatter(mticker.StrMethodFormatter("{x:g}"))
+
+
+def _noise_title(noise: float) -> str:
+    """A panel title naming the label-noise level, in percent."""
+    return f"label noise {100 * noise:.0f}%"
+
+
+def _legend(fig: plt.Figure, colors: dict) -> None:
+    """One legend for the figure, above the panels, from a key -> color mapping."""
+    handles = [Line2D([], [], color=c, marker="o", markersize=3) for c in colors.values()]
+    fig.legend(handles, list(colors), loc="outside upper center", ncols=min(len(colors), 4),
+               frameon=False)
+
+
+# Model-size figures: final values against n_params or width.
+
+
+def model_wise(df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd",
                tol: float = 0.01) -> plt.Figure:
     """Final test and train error against model size, a line per regularizer, band over seeds."""
-    final = results.final_epoch(df[~df["diverged"]])
-    palette = dict(zip(final["regularizer"].unique(), sns.color_palette("colorblind")))
-    with plt.rc_context(RC), sns.axes_style("ticks"):
-        fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_WIDTH, 2.8), sharex=True)
-        for ax, metric, title in zip(axes, ["test_error", "train_error"],
-                                     ["test error", "train error (noisy labels)"]):
-            sns.lineplot(data=final, x=x, y=metric, hue="regularizer", palette=palette,
-                         errorbar=_errorbar(errorbar), seed=0, marker="o", markersize=3,
-                         ax=ax, legend=ax is axes[0])
-            ax.set(xscale="log", xlabel=X_LABELS[x], ylabel=title)
-            _mark_threshold(ax, final, x, tol, palette)
-        _mark_sample_size(axes, final, x)
-        sns.move_legend(axes[0], "upper right", frameon=False, title=None)
-        sns.despine(fig)
-        fig.tight_layout()
+    return _size_curves(df, ["test_error", "train_error"], size, errorbar, tol)
+
+
+def model_wise_loss(df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd",
+                    tol: float = 0.01) -> plt.Figure:
+    """Final test and train loss against model size, as `model_wise` draws the errors."""
+    return _size_curves(df, ["test_loss", "train_loss"], size, errorbar, tol)
+
+
+def memorization(df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd",
+                 tol: float = 0.01) -> plt.Figure:
+    """Final fraction of the noisy training labels fitted, against model size."""
+    fig = _size_curves(df, ["noisy_fit"], size, errorbar, tol)
+    for ax in fig.axes:
+        ax.set_ylim(-0.02, 1.02)  # a fraction: the full range shows how far from memorized
     return fig
 
 
-def _mark_threshold(ax, final: pd.DataFrame, x: str, tol: float, palette: dict) -> None:
+def _size_curves(df: pd.DataFrame, metrics: list[str], size: str, errorbar: str,
+                 tol: float) -> plt.Figure:
+    """A panel per metric; with several label-noise levels, a row per metric and a column each."""
+    final = results.final_epoch(df)
+    levels = sorted(final["label_noise"].unique())
+    colors = palette(final["regularizer"])
+    with style():
+        shape = (1, len(metrics)) if len(levels) == 1 else (len(metrics), len(levels))
+        fig, axes = _subplots(*shape, sharex=True)
+        axes = axes.reshape(len(metrics), len(levels))
+        for column, noise in zip(axes.T, levels):
+            at_noise = final[final["label_noise"] == noise]
+            _size_column(column, at_noise, metrics, size, errorbar, tol, colors)
+            if len(levels) > 1:
+                column[0].set_title(_noise_title(noise))
+        _legend(fig, colors)
+        sns.despine(fig)
+    return fig
+
+
+def _size_column(axes, final: pd.DataFrame, metrics: list[str], size: str, errorbar: str,
+                 tol: float, colors: dict) -> None:
+    """The panels of one label-noise level, with threshold and sample-size lines."""
+    for ax, metric in zip(axes, metrics):
+        sns.lineplot(data=final[~final["diverged"]], x=size, y=metric, hue="regularizer",
+                     palette=colors, errorbar=_errorbar(errorbar), seed=0, marker="o",
+                     markersize=3, markeredgewidth=0, legend=False, ax=ax)
+        _log_x(ax)
+        ax.set(xlabel=SIZE_LABELS[size], ylabel=Y_LABELS[metric])
+        _mark_threshold(ax, final, size, tol, colors)
+    _mark_sample_size(axes, final, size)
+
+
+def _mark_threshold(ax, final: pd.DataFrame, size: str, tol: float, colors: dict) -> None:
     """A dashed line, in the regularizer's color, at each detected interpolation threshold."""
     for reg, width in results.interpolation_threshold(final, tol).dropna().items():
-        xpos = final.loc[final["width"] == width, x].iloc[0]
-        ax.axvline(xpos, color=palette[reg], ls="--", lw=0.8, alpha=0.8)
+        # n_params of a width depends on the regularizer (batchnorm adds parameters).
+        at = final[(final["regularizer"] == reg) & (final["width"] == width)]
+        ax.axvline(at[size].iloc[0], color=colors[reg], ls="--", lw=0.8, alpha=0.8)
 
 
-def _mark_sample_size(axes, final: pd.DataFrame, x: str) -> None:
+def _mark_sample_size(axes, final: pd.DataFrame, size: str) -> None:
     """On a parameter axis, gray lines at params = n (and n x K, if in range)."""
-    if x != "n_params":
+    if size != "n_params":
         return
     n, k = int(final["n_train"].iloc[0]), int(final["num_classes"].iloc[0])
     lo, hi = final["n_params"].min(), final["n_params"].max()
@@ -82,3 +182,81 @@ def _mark_sample_size(axes, final: pd.DataFrame, x: str) -> None:
                 ax.axvline(value, color="0.5", ls=":", lw=0.8)
                 ax.text(value, 1.0, f" {label}", transform=ax.get_xaxis_transform(),
                         va="top", color="0.4", fontsize=7)
+
+
+# Epoch-wise figures (Nakkiran et al. 2019, Fig. 2): a panel per regularizer.
+
+
+def _facets(df: pd.DataFrame, **kw):
+    """A panel per regularizer (a row per label-noise level), and each panel's rows of `df`."""
+    levels, regs = sorted(df["label_noise"].unique()), list(df["regularizer"].unique())
+    fig, axes = _subplots(len(levels), len(regs), **kw)
+    panels = []
+    for (noise, reg), sub in df.groupby(["label_noise", "regularizer"], sort=False):
+        ax = axes[levels.index(noise), regs.index(reg)]
+        ax.set_title(reg if len(levels) == 1 else f"{reg}, {_noise_title(noise)}")
+        panels.append((ax, sub))
+    return fig, panels
+
+
+def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
+    """Heatmaps of test error (mean over seeds) over model size x evaluation epoch."""
+    keys = ["label_noise", "regularizer", size, "epoch"]
+    means = results.seed_stats(df[~df["diverged"]], "test_error", keys)
+    with style():
+        fig, panels = _facets(means)
+        for ax, sub in panels:
+            # Largest model on top, as in Nakkiran et al.; columns are the evaluated epochs.
+            grid = sub.pivot(index=size, columns="epoch", values="mean").sort_index(
+                ascending=False)
+            sns.heatmap(grid, ax=ax, vmin=means["mean"].min(), vmax=means["mean"].max(),
+                        cmap="viridis", cbar=False)
+            ax.set(xlabel="epoch", ylabel=SIZE_LABELS[size])
+            ax.tick_params(axis="y", labelrotation=0)
+        fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label="test error", shrink=0.9)
+    return fig
+
+
+def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> plt.Figure:
+    """Test error against epoch for the smallest, threshold and largest width, band over seeds."""
+    colors = palette(WIDTH_ROLES, "crest")  # sequential: light for small, dark for large
+    with style():
+        fig, panels = _facets(df, sharey=True)
+        for ax, sub in panels:
+            for role, width in _epoch_widths(sub, tol).items():
+                run = sub[(sub["width"] == width) & ~sub["diverged"]]
+                sns.lineplot(data=run, x="epoch", y="test_error", color=colors[role],
+                             errorbar=_errorbar(errorbar), seed=0, label=f"h = {width} ({role})",
+                             ax=ax)
+            _log_x(ax, plain=True)
+            ax.set(xlabel="epoch", ylabel=Y_LABELS["test_error"])
+            ax.legend(frameon=False, fontsize=7)
+        sns.despine(fig)
+    return fig
+
+
+def _epoch_widths(df: pd.DataFrame, tol: float) -> dict[str, int]:
+    """Role -> width in one panel; the threshold role wins a tie, a missing one is left out."""
+    candidates = [("threshold", results.interpolation_threshold(df, tol).iloc[0]),
+                  ("smallest", df["width"].min()), ("largest", df["width"].max())]
+    chosen: dict[str, int] = {}
+    for role, width in candidates:
+        if pd.notna(width) and int(width) not in chosen.values():
+            chosen[role] = int(width)
+    return dict(sorted(chosen.items(), key=lambda item: item[1]))
+
+
+FIGURES = {
+    "model_wise": model_wise,
+    "model_wise_loss": model_wise_loss,
+    "memorization": memorization,
+    "epoch_wise": epoch_wise,
+    "epoch_curves": epoch_curves,
+}
+
+
+def draw(name: str, df: pd.DataFrame, spec: dict) -> plt.Figure:
+    """The figure `name` (a key of FIGURES), given those plot settings that it takes."""
+    settings = {"size": spec["x"], "errorbar": spec["errorbar"], "tol": spec["interpolation_tol"]}
+    takes = inspect.signature(FIGURES[name]).parameters
+    return FIGURES[name](df, **{k: v for k, v in settings.items() if k in takes})

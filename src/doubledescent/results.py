@@ -35,27 +35,40 @@ def final_epoch(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["epoch"] == last]
 
 
+def seed_stats(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
+    """Mean, sd and count over seeds of `metric`, one row per combination of `keys`."""
+    return df.groupby(keys, sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
+
+
+def final_stats(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
+    """`seed_stats` of each run's final evaluation: the points of a model-wise curve."""
+    return seed_stats(final_epoch(df), metric, keys)
+
+
 def interpolation_threshold(df: pd.DataFrame, tol: float) -> pd.Series:
     """Per regularizer: the smallest width whose mean final train error is <= tol (NaN: none)."""
-    final = final_epoch(df)
-    means = final.groupby(["regularizer", "width"])["train_error"].mean().reset_index()
-    fits = means[means["train_error"] <= tol]
+    means = final_stats(df, "train_error", ["regularizer", "width"])
+    fits = means[means["mean"] <= tol]
     return fits.groupby("regularizer")["width"].min().reindex(
         means["regularizer"].unique()).astype(float)
 
 
 def summary(df: pd.DataFrame, tol: float) -> pd.DataFrame:
-    """Per regularizer: the test-error peak and the interpolation threshold."""
-    final = final_epoch(df[~df["diverged"]])
-    curve = (final.groupby(["regularizer", "width", "n_params"])["test_error"]
-             .agg(["mean", "std", "count"]).reset_index())
+    """Per label-noise level and regularizer: the test-error peak and interpolation threshold."""
+    return pd.concat([_summary_at_noise(sub, tol) for _, sub in df.groupby("label_noise")],
+                     ignore_index=True)
+
+
+def _summary_at_noise(df: pd.DataFrame, tol: float) -> pd.DataFrame:
+    """`summary` of a table with a single label-noise level."""
+    curve = final_stats(df[~df["diverged"]], "test_error", ["regularizer", "width", "n_params"])
     threshold = interpolation_threshold(df, tol)
     rows = []
     for reg, c in curve.groupby("regularizer", sort=False):
         peak = c.loc[c["mean"].idxmax()]
         largest = c.loc[c["width"].idxmax()]
         rows.append({
-            "regularizer": reg,
+            "label_noise": df["label_noise"].iloc[0], "regularizer": reg,
             "peak_width": int(peak["width"]), "peak_n_params": int(peak["n_params"]),
             "peak_test_error": peak["mean"], "peak_test_error_sd": peak["std"],
             "threshold_width": threshold.get(reg, np.nan),
@@ -64,3 +77,38 @@ def summary(df: pd.DataFrame, tol: float) -> pd.DataFrame:
             "seeds": int(c["count"].max()),
         })
     return pd.DataFrame(rows)
+
+
+def _percent(value: float, sd: float | None = None) -> str:
+    """A fraction as a LaTeX percentage, `mean $\\pm$ sd` when an sd is given."""
+    if pd.isna(value):
+        return "--"
+    if sd is None or pd.isna(sd):
+        return f"{100 * value:.1f}"
+    return f"{100 * value:.1f} $\\pm$ {100 * sd:.1f}"
+
+
+def _count(value: float) -> str:
+    """An integer table cell, or a dash where none was detected."""
+    return "--" if pd.isna(value) else f"{int(value):,}"
+
+
+def summary_latex(summary: pd.DataFrame) -> str:
+    """The summary as a booktabs LaTeX table, errors in percent, ready for a paper."""
+    table = pd.DataFrame({
+        "Label noise (\\%)": summary["label_noise"].map(_percent),
+        "Regularizer": summary["regularizer"],
+        "Threshold $h$": summary["threshold_width"].map(_count),
+        "Peak $h$": summary["peak_width"].map(_count),
+        "Peak params": summary["peak_n_params"].map(_count),
+        "Test error at peak (\\%)": [_percent(m, s) for m, s in
+                                    zip(summary["peak_test_error"], summary["peak_test_error_sd"])],
+        "Test error, largest (\\%)": summary["largest_test_error"].map(_percent),
+        "Best test error (\\%)": summary["min_test_error"].map(_percent),
+        "Seeds": summary["seeds"].map(_count),
+    })
+    if summary["label_noise"].nunique() == 1:  # a constant column says nothing; the caption does
+        table = table.drop(columns=table.columns[0])
+    styler = table.style.hide(axis="index").format(escape="latex", subset=["Regularizer"])
+    return styler.to_latex(hrules=True, column_format="".join(
+        "l" if name == "Regularizer" else "r" for name in table.columns))

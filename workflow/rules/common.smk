@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from doubledescent import config as ddconfig
+from doubledescent.cli import FIGURES
 
 try:
     CONFIG = ddconfig.validate(
@@ -13,13 +14,18 @@ try:
 except ddconfig.ConfigError as e:
     sys.exit(f"config error: {e}")
 
+# Report captions render `config`: let them see the defaults the schema filled in.
+config.update(CONFIG)
+
 EXPERIMENTS = CONFIG["experiments"]
 RESULTS = "results"
+FIGURE_EXTENSIONS = [".pdf", ".png", ".svg"]
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
     group=r"width~\d+_norm~\w+",
+    figure="|".join(FIGURES),
 
 
 def as_json(obj):
@@ -58,11 +64,18 @@ def group_tables(wildcards):
 
 
 def final_outputs():
-    return expand(
+    tables = expand(
         [
             f"{RESULTS}/{{experiment}}/metrics.parquet",
             f"{RESULTS}/{{experiment}}/summary.csv",
-            f"{RESULTS}/{{experiment}}/figures/model_wise.pdf",
+            f"{RESULTS}/{{experiment}}/summary.tex",
         ],
         experiment=EXPERIMENTS,
     )
+    figures = expand(
+        f"{RESULTS}/{{experiment}}/figures/{{figure}}{{ext}}",
+        experiment=EXPERIMENTS,
+        figure=FIGURES,
+        ext=FIGURE_EXTENSIONS,
+    )
+    return tables + figures

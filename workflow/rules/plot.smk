@@ -1,31 +1,45 @@
-rule plot_model_wise:
+# Figures and tables, computed from the tidy metrics table alone: editing the plot
+# settings redraws them without retraining.
+
+
+rule plot:
     input:
         rules.collect.output.parquet,
     output:
         report(
-            multiext(f"{RESULTS}/{{experiment}}/figures/model_wise", ".pdf", ".png", ".svg"),
-            caption="../report/model_wise.rst",
+            multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", *FIGURE_EXTENSIONS),
+            caption="../report/caption.rst",
             category="{experiment}",
+            subcategory="figures",
         ),
     params:
         spec=plot_spec,
     log:
-        f"{RESULTS}/{{experiment}}/logs/plot_model_wise.log",
+        f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
+    message:
+        "Drawing {wildcards.figure} of {wildcards.experiment}"
     conda:
         "../envs/doubledescent.yaml"
     shell:
-        "python -m doubledescent plot --metrics {input} --spec {params.spec:q}"
-        " --out {output} > {log} 2>&1"
+        "python -m doubledescent plot --figure {wildcards.figure} --metrics {input}"
+        " --spec {params.spec:q} --out {output} > {log} 2>&1"
 
 
 rule summarize:
     input:
         rules.collect.output.parquet,
     output:
-        report(
+        csv=report(
             f"{RESULTS}/{{experiment}}/summary.csv",
-            caption="../report/summary.rst",
+            caption="../report/caption.rst",
             category="{experiment}",
+            subcategory="tables",
+        ),
+        tex=report(
+            f"{RESULTS}/{{experiment}}/summary.tex",
+            caption="../report/caption.rst",
+            category="{experiment}",
+            subcategory="tables",
         ),
     params:
         tol=interpolation_tol,
@@ -35,4 +49,4 @@ rule summarize:
         "../envs/doubledescent.yaml"
     shell:
         "python -m doubledescent summarize --metrics {input} --tol {params.tol}"
-        " --out {output} > {log} 2>&1"
+        " --out {output.csv} --tex {output.tex} > {log} 2>&1"

@@ -1,0 +1,264 @@
+"""Figures, summary and LaTeX table, from synthetic metrics tables with known answers."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from doubledescent import cli, plots, results
+
+WIDTHS = [2, 4, 8, 16]
+EPOCHS = [1, 10, 100]
+SEED_OFFSET = {0: -0.01, 1: 0.01}  # test error of seed 0 and 1 around the mean: sd 0.0141
+# Final-epoch means per regularizer and width. `none`: peak at 4, first fit (train error
+# <= 0.01) at 8. `l2`: peak at 8, first fit at 16 (0.005 fits 0.01 but not 0).
+FINAL_TEST = {"none": [0.30, 0.50, 0.35, 0.25], "l2": [0.30, 0.40, 0.45, 0.28]}
+FINAL_TRAIN = {"none": [0.30, 0.10, 0.0, 0.0], "l2": [0.30, 0.20, 0.05, 0.005]}
+N_TRAIN, N_CLASSES = 400, 10  # n = 400 lies among the n_params below; nK = 4000 does not
+SPEC = {"x": "n_params", "errorbar": "sd", "interpolation_tol": 0.01}
+
+
+def n_params(width: int) -> int:
+    """Parameters of the 40 -> h -> h -> 10 MLP."""
+    return width * width + 52 * width + 10
+
+
+def row(reg: str, i: int, seed: int, epoch: int, label_noise: float) -> dict:
+    """One evaluation; before the final epoch, every model is far from fitting."""
+    final = epoch == EPOCHS[-1]
+    test = FINAL_TEST[reg][i] if final else 0.9 - 0.002 * epoch
+    train = FINAL_TRAIN[reg][i] if final else 0.8
+    width = WIDTHS[i]
+    return {
+        "experiment": "synthetic", "dataset": "mnist1d", "model": "mlp", "width": width,
+        "n_params": n_params(width), "regularizer": reg, "seed": seed, "epoch": epoch,
+        "train_loss": 2 * train, "train_error": train, "train_error_clean": train,
+        "test_loss": 2 * test, "test_error": test + SEED_OFFSET[seed],
+        "noisy_fit": 1 - train, "diverged": False,
+        "run_id": f"width~{width}_reg~{reg}_seed~{seed}", "n_train": N_TRAIN,
+        "num_classes": N_CLASSES, "label_noise": label_noise,
+    }
+
+
+def synthetic(label_noise: float = 0.2) -> pd.DataFrame:
+    """A tidy metrics table: 2 regularizers x 4 widths x 2 seeds x 3 evaluation epochs."""
+    return pd.DataFrame([
+        row(reg, i, seed, epoch, label_noise)
+        for reg in FINAL_TEST for i in range(len(WIDTHS)) for seed in SEED_OFFSET
+        for epoch in EPOCHS
+    ])
+
+
+@pytest.fixture
+def table() -> pd.DataFrame:
+    return synthetic()
+
+
+@pytest.fixture
+def two_noise_levels() -> pd.DataFrame:
+    return pd.concat([synthetic(0.1), synthetic(0.2)], ignore_index=True)
+
+
+def with_diverged_run(df: pd.DataFrame) -> pd.DataFrame:
+    """Add a third `none` seed at width 16 that diverged with a test error of 0.95."""
+    extra = df[(df["regularizer"] == "none") & (df["width"] == 16) & (df["seed"] == 0)].copy()
+    extra = extra.assign(seed=2, run_id="width~16_reg~none_seed~2", diverged=True,
+                         test_error=0.95, train_error=0.9)
+    return pd.concat([df, extra], ignore_index=True)
+
+
+# Detection of the interpolation threshold and of the peak.
+
+
+def test_threshold_is_smallest_width_that_fits_at_the_final_epoch(table):
+    threshold = results.interpolation_threshold(table, tol=0.01)
+    assert threshold.to_dict() == {"none": 8.0, "l2": 16.0}
+
+
+def test_threshold_is_missing_where_no_width_fits(table):
+    threshold = results.interpolation_threshold(table, tol=0.0)
+    assert threshold["none"] == 8.0
+    assert np.isnan(threshold["l2"])
+
+
+def test_summary_finds_peak_threshold_and_largest_model(table):
+    s = results.summary(table, tol=0.01).set_index("regularizer")
+    assert s.loc["none", "peak_width"] == 4 and s.loc["l2", "peak_width"] == 8
+    assert s.loc["none", "peak_n_params"] == n_params(4)
+    assert s.loc["none", "peak_test_error"] == pytest.approx(0.50)
+    assert s.loc["none", "peak_test_error_sd"] == pytest.approx(0.02 / np.sqrt(2))
+    assert s.loc["none", "threshold_width"] == 8 and s.loc["l2", "threshold_width"] == 16
+    assert s.loc["l2", "largest_test_error"] == pytest.approx(0.28)
+    assert s.loc["none", "min_test_error"] == pytest.approx(0.25)
+    assert (s["seeds"] == 2).all()
+
+
+def test_summary_ignores_diverged_runs_for_the_peak(table):
+    s = results.summary(with_diverged_run(table), tol=0.01).set_index("regularizer")
+    assert s.loc["none", "peak_width"] == 4  # the diverged run's 0.95 would move it to 16
+    assert s.loc["none", "largest_test_error"] == pytest.approx(0.25)
+
+
+def test_summary_has_a_row_per_noise_level_and_regularizer(two_noise_levels):
+    s = results.summary(two_noise_levels, tol=0.01)
+    assert sorted(zip(s["label_noise"], s["regularizer"])) == [
+        (0.1, "l2"), (0.1, "none"), (0.2, "l2"), (0.2, "none")]
+
+
+# The LaTeX table.
+
+
+def body_rows(tex: str) -> list[str]:
+    """The table's rows between \\midrule and \\bottomrule."""
+    body = tex.split("\\midrule")[1].split("\\bottomrule")[0]
+    return [line for line in body.strip().splitlines() if line.strip()]
+
+
+def test_latex_table_is_booktabs_with_a_row_per_regularizer(table):
+    tex = results.summary_latex(results.summary(table, tol=0.01))
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule"):
+        assert tex.count(rule) == 1
+    rows = body_rows(tex)
+    assert len(rows) == 2
+    assert "Label noise" not in tex  # a single level goes into the caption, not a column
+    none = next(r for r in rows if r.startswith("none"))
+    assert "50.0 $\\pm$ 1.4" in none  # peak test error in percent, sd over seeds
+
+
+def test_latex_table_marks_a_missing_threshold_and_escapes_names(table):
+    table = table.replace({"regularizer": {"l2": "weight_decay"}})
+    rows = body_rows(results.summary_latex(results.summary(table, tol=0.0)))
+    decay = next(r for r in rows if r.startswith("weight\\_decay"))
+    assert decay.split(" & ")[1] == "--"
+
+
+def test_latex_table_has_a_noise_column_with_several_levels(two_noise_levels):
+    tex = results.summary_latex(results.summary(two_noise_levels, tol=0.01))
+    assert "Label noise (\\%)" in tex
+    assert len(body_rows(tex)) == 4
+    assert body_rows(tex)[0].startswith("10.0 & ")
+
+
+# The figures.
+
+
+def dashed_x(ax) -> list[float]:
+    """x positions of the dashed (interpolation threshold) lines of a panel."""
+    return sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--")
+
+
+def test_model_wise_has_a_line_per_regularizer_and_marks(table):
+    fig = plots.model_wise(table, size="n_params", tol=0.01)
+    assert len(fig.axes) == 2
+    assert fig.get_size_inches()[0] == plots.TWO_COLUMN_WIDTH
+    assert [ax.get_ylabel() for ax in fig.axes] == ["test error", "train error (noisy labels)"]
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "parameters" and ax.get_xscale() == "log"
+        # 2 regularizer curves + 2 thresholds + params = n (n x K is out of range)
+        assert len(ax.lines) == 5
+        assert dashed_x(ax) == [n_params(8), n_params(16)]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["none", "l2"]
+
+
+def test_model_wise_by_width_has_no_sample_size_lines(table):
+    fig = plots.model_wise(table, size="width", tol=0.01)
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "width h"
+        assert len(ax.lines) == 4
+        assert dashed_x(ax) == [8, 16]
+
+
+def test_model_wise_curve_is_the_final_epoch_mean(table):
+    ax = plots.model_wise(table, size="width").axes[0]
+    none = next(line for line in ax.lines if line.get_linestyle() == "-")
+    np.testing.assert_allclose(none.get_ydata(), FINAL_TEST["none"])
+
+
+def test_model_wise_facets_by_label_noise(two_noise_levels):
+    fig = plots.model_wise(two_noise_levels)
+    assert len(fig.axes) == 4
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["label noise 10%", "label noise 20%"]
+    assert fig.axes[2].get_ylabel() == "train error (noisy labels)"
+
+
+def test_model_wise_ci_band_is_reproducible(table):
+    def band(fig):
+        return fig.axes[0].collections[0].get_paths()[0].vertices
+
+    np.testing.assert_array_equal(band(plots.model_wise(table, errorbar="ci")),
+                                  band(plots.model_wise(table, errorbar="ci")))
+
+
+def test_model_wise_loss_plots_losses(table):
+    fig = plots.model_wise_loss(table)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["test loss", "train loss (noisy labels)"]
+    assert len(fig.axes[0].lines) == 5
+
+
+def test_memorization_is_one_column_with_a_line_per_regularizer(table):
+    fig = plots.memorization(table, size="width")
+    assert len(fig.axes) == 1
+    assert fig.get_size_inches()[0] == plots.ONE_COLUMN_WIDTH
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "noisy labels fitted"
+    curves = [line for line in ax.lines if line.get_linestyle() == "-"]
+    assert len(curves) == 2
+    np.testing.assert_allclose(curves[0].get_ydata(), [1 - t for t in FINAL_TRAIN["none"]])
+
+
+def test_epoch_wise_is_a_width_by_epoch_heatmap_per_regularizer(table):
+    fig = plots.epoch_wise(table, size="width")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["none", "l2"]
+    grid = panels[0].collections[0].get_array()
+    assert grid.shape == (len(WIDTHS), len(EPOCHS))
+    assert grid[0, -1] == pytest.approx(FINAL_TEST["none"][-1])  # largest width on top
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["1", "10", "100"]
+
+
+def test_epoch_curves_show_smallest_threshold_and_largest_width(table):
+    fig = plots.epoch_curves(table, tol=0.01)
+    none, l2 = fig.axes
+    assert [t.get_text() for t in none.get_legend().get_texts()] == [
+        "h = 2 (smallest)", "h = 8 (threshold)", "h = 16 (largest)"]
+    # l2 first fits at the largest width: one curve for both roles, named the threshold.
+    assert [t.get_text() for t in l2.get_legend().get_texts()] == [
+        "h = 2 (smallest)", "h = 16 (threshold)"]
+    assert len(none.lines) == 3 and none.get_xscale() == "log"
+
+
+# The command line: every figure's files, and the LaTeX table.
+
+
+def test_cli_figures_are_the_plot_functions():
+    assert cli.FIGURES == list(plots.FIGURES)
+
+
+@pytest.mark.parametrize("figure", cli.FIGURES)
+def test_cli_writes_pdf_png_svg(tmp_path, table, figure):
+    metrics = tmp_path / "metrics.parquet"
+    table.to_parquet(metrics)
+    out = [tmp_path / f"{figure}.{ext}" for ext in ("pdf", "png", "svg")]
+    argv = ["plot", "--figure", figure, "--metrics", str(metrics), "--spec", json.dumps(SPEC),
+            "--out", *map(str, out)]
+    assert cli.main(argv) == 0
+    pdf, png, svg = (path.read_bytes() for path in out)
+    assert pdf.startswith(b"%PDF")
+    assert b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType (Type 42), not Type 3
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert ET.fromstring(svg).tag.endswith("svg")
+
+
+def test_cli_summarize_writes_csv_and_latex(tmp_path, table):
+    metrics = tmp_path / "metrics.parquet"
+    table.to_parquet(metrics)
+    csv, tex = tmp_path / "summary.csv", tmp_path / "summary.tex"
+    argv = ["summarize", "--metrics", str(metrics), "--tol", "0.01", "--out", str(csv),
+            "--tex", str(tex)]
+    assert cli.main(argv) == 0
+    assert len(pd.read_csv(csv)) == 2
+    assert "\\bottomrule" in tex.read_text()
