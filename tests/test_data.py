@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,12 @@ def test_load_errors_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="corrupt") as e:
         data.load(bad)
     assert "\n" not in str(e.value)
+
+
+def test_outputs_get_the_usual_permissions(tmp_path, small_data):
+    mask = os.umask(0o022)
+    try:
+        data.save(small_data, tmp_path / "d.npz")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "d.npz").stat().st_mode & 0o777 == 0o644
