@@ -1,22 +1,12 @@
 """The whole DAG on the tiny config, through Snakemake, as a user runs it."""
 
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from doubledescent import results
-from tests.conftest import REPO
-
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
-
-
-def snakemake(workdir, *args, configfile=TINY):
-    cmd = ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+from tests.conftest import TINY, snakemake
 
 
 @pytest.fixture(scope="module")
