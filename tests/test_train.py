@@ -1,5 +1,7 @@
 """The vectorized group trainer against an independent computation: one nn.Module per run."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,13 +67,44 @@ def reference_from(group: train.Group, i: int) -> Reference:
     return ref
 
 
+def reference_decayed(ref: Reference, tr: dict) -> list[nn.Parameter]:
+    if tr["decay"] == "all":
+        return list(ref.parameters())
+    return [lin.weight for lin in ref.linears]
+
+
+def reference_optimizer(ref: Reference, run: Run, tr: dict) -> torch.optim.Optimizer:
+    """torch.optim's own optimizer for one run, with its own weight decay where it has one."""
+    decay = reference_decayed(ref, tr)
+    rest = [p for p in ref.parameters() if all(p is not d for d in decay)]
+    wd = 0.0 if tr["l2_mode"] == "penalty" else run.weight_decay  # penalty: in the loss
+    groups = [g for g in ({"params": decay, "weight_decay": wd},
+                          {"params": rest, "weight_decay": 0.0}) if g["params"]]
+    if tr["optimizer"] == "sgd":
+        assert tr["l2_mode"] != "decoupled", "torch.optim has no decoupled SGD to compare with"
+        return torch.optim.SGD(groups, lr=tr["lr"], momentum=tr["momentum"])
+    adam = torch.optim.AdamW if tr["l2_mode"] == "decoupled" else torch.optim.Adam
+    return adam(groups, lr=tr["lr"], betas=tuple(tr["adam_betas"]), eps=tr["adam_eps"])
+
+
+def reference_loss(ref: Reference, run: Run, out, y, tr: dict):
+    """The run's minibatch loss, written out independently of the trainer's."""
+    if tr["loss"] == "mse":
+        loss = ((out - torch.eye(out.shape[1], dtype=out.dtype)[y]) ** 2).sum(1).mean()
+    else:
+        loss = F.cross_entropy(out, y)
+    if tr["l2_mode"] == "penalty":
+        loss = loss + run.weight_decay * sum((p ** 2).sum() for p in reference_decayed(ref, tr))
+    return loss
+
+
 def train_reference(ref: Reference, run: Run, x, y, tr: dict) -> None:
-    """Plain per-run SGD with the same random streams the group trainer uses."""
-    decay = [lin.weight for lin in ref.linears]
-    rest = [p for n, p in ref.named_parameters() if not n.endswith("weight") or "norms" in n]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": run.weight_decay},
-                           {"params": rest, "weight_decay": 0.0}],
-                          lr=tr["lr"], momentum=tr["momentum"])
+    """Plain per-run torch.optim training with the same random streams the group trainer uses."""
+    opt = reference_optimizer(ref, run, tr)
+    k = tr["schedule_steps"]
+    factor = (lambda t: 1 / math.sqrt(1 + t // k)) if tr["schedule"] == "inverse_sqrt" else (
+        lambda t: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     order, drop = train.generator(run.seed, "order"), train.generator(run.seed, "dropout")
     ref.train()
     for _ in range(tr["epochs"]):
@@ -83,8 +116,9 @@ def train_reference(ref: Reference, run: Run, x, y, tr: dict) -> None:
                 masks = [(torch.rand(len(idx), lin.out_features, generator=drop) >= run.dropout)
                          .double() / (1 - run.dropout) for lin in ref.linears[:-1]]
             opt.zero_grad()
-            F.cross_entropy(ref(x[idx], masks), y[idx]).backward()
+            reference_loss(ref, run, ref(x[idx], masks), y[idx], tr).backward()
             opt.step()
+            sched.step()
 
 
 def stacked_group(exp, small_data, gid):
