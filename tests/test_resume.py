@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from doubledescent import checkpoint, config, data, train
+from tests.conftest import SCHEMA
 
 METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
 
@@ -26,6 +27,7 @@ def spec() -> dict:
         "training": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 10,
                      "epochs": 40, "loss": "cross_entropy", "eval_epochs": 6},
     }
+    exp = config.validate({"experiments": {"resume": exp}}, SCHEMA)["experiments"]["resume"]
     return config.group_spec("resume", exp, "width~256_norm~none")
 
 

@@ -1,5 +1,7 @@
 """The vectorized group trainer against an independent computation: one nn.Module per run."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from torch import nn
 
 from doubledescent import config, train
 from doubledescent.config import Run
+from tests.conftest import SCHEMA
 
 VARIANTS = {
     "none": {},
@@ -22,27 +25,32 @@ TRAINING = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 64, "
             "loss": "cross_entropy", "eval_epochs": [1, 2]}
 
 
-def experiment(regs: dict, widths=(12,), seeds=(0, 1), epochs=2) -> dict:
-    return {
+def experiment(regs: dict, widths=(12,), seeds=(0, 1), epochs=2, training=None,
+               model=None) -> dict:
+    """A validated experiment, so every key the trainer reads has the schema's default."""
+    exp = {
         "dataset": {"name": "mnist1d", "label_noise": 0.2},
-        "model": {"name": "mlp", "depth": 2},
+        "model": {"name": "mlp", "depth": 2, **(model or {})},
         "widths": list(widths), "regularizers": regs, "seeds": list(seeds),
-        "training": {**TRAINING, "epochs": epochs, "eval_epochs": list(range(1, epochs + 1))},
+        "training": {**TRAINING, "epochs": epochs, "eval_epochs": list(range(1, epochs + 1)),
+                     **(training or {})},
     }
+    return config.validate({"experiments": {"t": exp}}, SCHEMA)["experiments"]["t"]
 
 
 class Reference(nn.Module):
-    """The tutorial MLP: nn.Linear, nn.BatchNorm1d, ReLU, dropout from an explicit mask."""
+    """The tutorial MLP: nn.Linear, nn.BatchNorm1d before or after ReLU, dropout from a mask."""
 
-    def __init__(self, widths, batchnorm):
+    def __init__(self, widths, batchnorm, norm_after=False):
         super().__init__()
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.norms = nn.ModuleList(
             nn.BatchNorm1d(w) if batchnorm else nn.Identity() for w in widths[1:-1])
+        self.norm_after = norm_after
 
     def forward(self, x, masks):
         for lin, norm, mask in zip(self.linears, self.norms, masks):
-            x = torch.relu(norm(lin(x)))
+            x = norm(torch.relu(lin(x))) if self.norm_after else torch.relu(norm(lin(x)))
             x = x if mask is None else x * mask
         return self.linears[-1](x)
 
@@ -51,7 +59,7 @@ def reference_from(group: train.Group, i: int) -> Reference:
     """Run i of a stacked model, copied into a separate module (weights transposed)."""
     m = group.model
     widths = [m.weights[0].shape[1]] + [w.shape[2] for w in m.weights]
-    ref = Reference(widths, group.runs[i].batchnorm).double()
+    ref = Reference(widths, group.runs[i].batchnorm, m.norm_after).double()
     with torch.no_grad():
         for lin, w, b in zip(ref.linears, m.weights, m.biases):
             lin.weight.copy_(w[i].T)
@@ -59,13 +67,44 @@ def reference_from(group: train.Group, i: int) -> Reference:
     return ref
 
 
+def reference_decayed(ref: Reference, tr: dict) -> list[nn.Parameter]:
+    if tr["decay"] == "all":
+        return list(ref.parameters())
+    return [lin.weight for lin in ref.linears]
+
+
+def reference_optimizer(ref: Reference, run: Run, tr: dict) -> torch.optim.Optimizer:
+    """torch.optim's own optimizer for one run, with its own weight decay where it has one."""
+    decay = reference_decayed(ref, tr)
+    rest = [p for p in ref.parameters() if all(p is not d for d in decay)]
+    wd = 0.0 if tr["l2_mode"] == "penalty" else run.weight_decay  # penalty: in the loss
+    groups = [g for g in ({"params": decay, "weight_decay": wd},
+                          {"params": rest, "weight_decay": 0.0}) if g["params"]]
+    if tr["optimizer"] == "sgd":
+        assert tr["l2_mode"] != "decoupled", "torch.optim has no decoupled SGD to compare with"
+        return torch.optim.SGD(groups, lr=tr["lr"], momentum=tr["momentum"])
+    adam = torch.optim.AdamW if tr["l2_mode"] == "decoupled" else torch.optim.Adam
+    return adam(groups, lr=tr["lr"], betas=tuple(tr["adam_betas"]), eps=tr["adam_eps"])
+
+
+def reference_loss(ref: Reference, run: Run, out, y, tr: dict):
+    """The run's minibatch loss, written out independently of the trainer's."""
+    if tr["loss"] == "mse":
+        loss = ((out - torch.eye(out.shape[1], dtype=out.dtype)[y]) ** 2).sum(1).mean()
+    else:
+        loss = F.cross_entropy(out, y)
+    if tr["l2_mode"] == "penalty":
+        loss = loss + run.weight_decay * sum((p ** 2).sum() for p in reference_decayed(ref, tr))
+    return loss
+
+
 def train_reference(ref: Reference, run: Run, x, y, tr: dict) -> None:
-    """Plain per-run SGD with the same random streams the group trainer uses."""
-    decay = [lin.weight for lin in ref.linears]
-    rest = [p for n, p in ref.named_parameters() if not n.endswith("weight") or "norms" in n]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": run.weight_decay},
-                           {"params": rest, "weight_decay": 0.0}],
-                          lr=tr["lr"], momentum=tr["momentum"])
+    """Plain per-run torch.optim training with the same random streams the group trainer uses."""
+    opt = reference_optimizer(ref, run, tr)
+    k = tr["schedule_steps"]
+    factor = (lambda t: 1 / math.sqrt(1 + t // k)) if tr["schedule"] == "inverse_sqrt" else (
+        lambda t: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     order, drop = train.generator(run.seed, "order"), train.generator(run.seed, "dropout")
     ref.train()
     for _ in range(tr["epochs"]):
@@ -77,8 +116,9 @@ def train_reference(ref: Reference, run: Run, x, y, tr: dict) -> None:
                 masks = [(torch.rand(len(idx), lin.out_features, generator=drop) >= run.dropout)
                          .double() / (1 - run.dropout) for lin in ref.linears[:-1]]
             opt.zero_grad()
-            F.cross_entropy(ref(x[idx], masks), y[idx]).backward()
+            reference_loss(ref, run, ref(x[idx], masks), y[idx], tr).backward()
             opt.step()
+            sched.step()
 
 
 def stacked_group(exp, small_data, gid):
@@ -89,12 +129,10 @@ def stacked_group(exp, small_data, gid):
     return group, data, spec
 
 
-@pytest.mark.parametrize("batchnorm", [False, True])
-def test_vectorized_training_equals_separate_models(small_data, batchnorm):
-    regs = {k: v for k, v in VARIANTS.items() if v.get("batchnorm", False) == batchnorm}
-    exp = experiment(regs)
-    gid = f"width~12_norm~{'batch' if batchnorm else 'none'}"
+def assert_equals_separate_models(exp, small_data, gid):
+    """Train a group and each of its runs separately from the same start; compare parameters."""
     group, data, spec = stacked_group(exp, small_data, gid)
+    batchnorm = group.runs[0].batchnorm
     refs = [reference_from(group, i) for i in range(len(group.runs))]
     for _ in range(spec["training"]["epochs"]):
         train.train_epoch(group, data, spec["training"]["batch_size"])
@@ -107,6 +145,13 @@ def test_vectorized_training_equals_separate_models(small_data, batchnorm):
             if batchnorm:
                 torch.testing.assert_close(stacked.running_var[i, 0], norm.running_var)
                 torch.testing.assert_close(stacked.weight[i, 0], norm.weight)
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_vectorized_training_equals_separate_models(small_data, batchnorm):
+    regs = {k: v for k, v in VARIANTS.items() if v.get("batchnorm", False) == batchnorm}
+    gid = f"width~12_norm~{'batch' if batchnorm else 'none'}"
+    assert_equals_separate_models(experiment(regs), small_data, gid)
 
 
 def test_first_step_gradients_equal_separate_models(small_data):

@@ -1,9 +1,10 @@
 """Checkpoints of a training group, so a killed job resumes where it stopped.
 
 A checkpoint holds everything the next epoch depends on (parameters, batchnorm statistics,
-momentum buffers, every run's random streams) plus the rows evaluated so far, so a resumed
-job ends with exactly the numbers of an uninterrupted one. It is written atomically and
-tagged with the group spec it belongs to; a checkpoint of another spec is ignored.
+optimizer state, the step count of the learning-rate schedule, every run's random streams)
+plus the rows evaluated so far, so a resumed job ends with exactly the numbers of an
+uninterrupted one. It is written atomically and tagged with the group spec it belongs to;
+a checkpoint of another spec is ignored.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def save(path: str | Path, spec: dict, group, progress: Progress) -> None:
         "order_gens": [g.get_state() for g in group.order_gens],
         "dropout_gens": [g.get_state() for g in group.dropout_gens],
         "diverged_epoch": group.diverged_epoch,
+        "step": group.step,
         "progress": vars(progress),
     }
     with atomic_path(path) as tmp:
@@ -58,4 +60,5 @@ def resume(path: str | Path, spec: dict, group) -> Progress | None:
                     state["order_gens"] + state["dropout_gens"]):
         g.set_state(s)
     group.diverged_epoch = state["diverged_epoch"]
+    group.step = state["step"]
     return Progress(**state["progress"])

@@ -50,11 +50,18 @@ class StackedBatchNorm(nn.Module):
 
 
 class StackedMLP(nn.Module):
-    """R MLPs of one shape: Linear -> [BatchNorm] -> ReLU -> [Dropout], repeated `depth` times."""
+    """R MLPs of one shape: Linear -> [BatchNorm] -> ReLU -> [Dropout], repeated `depth` times.
+
+    With `batchnorm_position="after_activation"` a layer is Linear -> ReLU -> BatchNorm instead.
+    """
 
     def __init__(self, n_runs: int, in_features: int, width: int, depth: int,
-                 num_classes: int, batchnorm: bool = False):
+                 num_classes: int, batchnorm: bool = False,
+                 batchnorm_position: str = "before_activation"):
         super().__init__()
+        if batchnorm_position not in ("before_activation", "after_activation"):
+            raise ValueError(f"unknown batchnorm_position {batchnorm_position!r}")
+        self.norm_after = batchnorm_position == "after_activation"
         sizes = [in_features] + [width] * depth + [num_classes]
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(n_runs, a, b)) for a, b in zip(sizes[:-1], sizes[1:])
@@ -82,7 +89,8 @@ class StackedMLP(nn.Module):
         """x: (R, B, in) per-run batches, or (B, in) shared by all runs -> (R, B, classes)."""
         h = x
         for i, norm in enumerate(self.norms):
-            h = torch.relu(norm(torch.matmul(h, self.weights[i]) + self.biases[i]))
+            z = torch.matmul(h, self.weights[i]) + self.biases[i]
+            h = norm(torch.relu(z)) if self.norm_after else torch.relu(norm(z))
             if masks is not None and masks[i] is not None:
                 h = h * masks[i]
         return torch.matmul(h, self.weights[-1]) + self.biases[-1]
@@ -97,7 +105,8 @@ def build(spec: dict, n_runs: int, in_features: int, num_classes: int,
     name = spec["name"]
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name](n_runs, in_features, width, spec["depth"], num_classes, batchnorm)
+    return MODELS[name](n_runs, in_features, width, spec["depth"], num_classes, batchnorm,
+                        spec["batchnorm_position"])
 
 
 def n_params(spec: dict, in_features: int, num_classes: int, width: int, batchnorm: bool) -> int:

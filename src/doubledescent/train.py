@@ -73,19 +73,45 @@ class Group:
     """The training state of a group: model, optimizer, and per-run random streams."""
 
     runs: list[Run]
+    training: dict  # the spec's `training` section
     model: models.StackedMLP
     optimizer: torch.optim.Optimizer
+    decayed: list[torch.nn.Parameter]  # what weight decay shrinks
     weight_decay: torch.Tensor  # (R, 1, 1)
     decays: bool  # any run with weight decay: else skip the decay kernels
     dropout: list[float]
     order_gens: list[torch.Generator]
     dropout_gens: list[torch.Generator]
     diverged_epoch: list[int | None] = field(default_factory=list)
+    step: int = 0  # gradient steps taken, for the learning-rate schedule
+
+
+def make_optimizer(params, training: dict) -> torch.optim.Optimizer:
+    """The optimizer that `training.optimizer` names, over the stacked parameters."""
+    name, lr = training["optimizer"], training["lr"]
+    # foreach: one kernel per update for all parameters rather than a Python loop over them.
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=training["momentum"], foreach=True)
+    if name == "adam":
+        # Adam's moments are elementwise, so each run's slice of a stacked tensor keeps its own.
+        return torch.optim.Adam(params, lr=lr, betas=tuple(training["adam_betas"]),
+                                eps=training["adam_eps"], foreach=True)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def learning_rate(training: dict, step: int) -> float:
+    """The learning rate of gradient step `step` (counted from 0) under `training.schedule`."""
+    lr, schedule = training["lr"], training["schedule"]
+    if schedule == "constant":
+        return lr
+    if schedule == "inverse_sqrt":
+        return lr / math.sqrt(1 + step // training["schedule_steps"])
+    raise ValueError(f"unknown schedule {schedule!r}")
 
 
 def make_group(spec: dict, runs: list[Run], in_features: int, num_classes: int,
                device, dtype=torch.float32) -> Group:
-    """Build the stacked model, initialize each run from its own seed, set up SGD."""
+    """Build the stacked model, initialize each run from its own seed, set up the optimizer."""
     width, batchnorm = runs[0].width, runs[0].batchnorm
     if any(r.width != width or r.batchnorm != batchnorm for r in runs):
         raise ValueError("a group's runs must share width and layer structure")
@@ -94,13 +120,11 @@ def make_group(spec: dict, runs: list[Run], in_features: int, num_classes: int,
         model.init_run(i, generator(run.seed, "init"))
     model.to(device=device, dtype=dtype)
     tr = spec["training"]
-    # foreach: one kernel per update for all parameters rather than a Python loop over them.
-    optimizer = torch.optim.SGD(model.parameters(), lr=tr["lr"], momentum=tr["momentum"],
-                                foreach=True)
+    decayed = list(model.parameters()) if tr["decay"] == "all" else model.decayed_parameters()
     wd = torch.tensor([r.weight_decay for r in runs], dtype=dtype, device=device)
     return Group(
-        runs=runs, model=model, optimizer=optimizer, weight_decay=wd.view(-1, 1, 1),
-        decays=bool((wd > 0).any()),
+        runs=runs, training=tr, model=model, optimizer=make_optimizer(model.parameters(), tr),
+        decayed=decayed, weight_decay=wd.view(-1, 1, 1), decays=bool((wd > 0).any()),
         dropout=[r.dropout for r in runs],
         order_gens=[generator(r.seed, "order") for r in runs],
         dropout_gens=[generator(r.seed, "dropout", device) for r in runs],
@@ -128,21 +152,51 @@ def dropout_masks(group: Group, batch: int, width: int, depth: int, like: torch.
     return masks
 
 
+def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Per-run, per-sample losses (R, N) of logits (R, N, classes); labels (R, N) or shared (N,)."""
+    if loss == "cross_entropy":
+        target = y.expand(logits.shape[:2]).flatten()
+        losses = F.cross_entropy(logits.flatten(0, 1), target, reduction="none")
+        return losses.view(logits.shape[:2])
+    if loss == "mse":
+        # Belkin et al.'s squared loss: summed over classes, against one-hot targets.
+        onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
+        return (logits - onehot).square().sum(-1)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+# The gradient that coupled and penalty L2 add, in units of wd * W: d(wd ||W||^2)/dW = 2 wd W.
+L2_GRADIENT = {"coupled": 1.0, "penalty": 2.0}
+
+
+@torch.no_grad()
+def apply_l2(group: Group, lr: float) -> None:
+    """Each run's weight decay, as `training.l2_mode` says, between backward and step."""
+    mode = group.training["l2_mode"]
+    for p in group.decayed:
+        if mode == "decoupled":
+            # As torch.optim.AdamW: shrink the weights themselves, bypassing the moments.
+            p.mul_(1 - lr * group.weight_decay)
+        else:
+            p.grad.addcmul_(p, group.weight_decay, value=L2_GRADIENT[mode])
+
+
 def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
-    """One SGD step for all runs at once."""
+    """One optimizer step for all runs at once."""
     model, batch = group.model, yb.shape[1]
     masks = dropout_masks(group, batch, model.weights[0].shape[2], len(model.norms), xb)
     logits = model(xb, masks)
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
-    loss = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="sum") / batch
+    loss = sample_losses(logits, yb, group.training["loss"]).sum() / batch
     group.optimizer.zero_grad()
     loss.backward()
+    lr = learning_rate(group.training, group.step)
+    for param_group in group.optimizer.param_groups:
+        param_group["lr"] = lr
     if group.decays:
-        with torch.no_grad():
-            for w in model.decayed_parameters():
-                # Coupled L2 as torch.optim.SGD(weight_decay=...) applies it, per run.
-                w.grad.addcmul_(w, group.weight_decay)
+        apply_l2(group, lr)
     group.optimizer.step()
+    group.step += 1
 
 
 def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
@@ -161,20 +215,18 @@ def predict(model: models.StackedMLP, x: torch.Tensor, chunk: int = 4096) -> tor
     return torch.cat([model(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], dim=1)
 
 
-def _loss_and_error(logits: torch.Tensor, y: torch.Tensor):
-    R, N, _ = logits.shape
-    loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(R), reduction="none").view(R, N)
+def _loss_and_error(logits: torch.Tensor, y: torch.Tensor, loss: str):
     wrong = logits.argmax(-1) != y
-    return loss.mean(1), wrong.float().mean(1), wrong
+    return sample_losses(logits, y, loss).mean(1), wrong.float().mean(1), wrong
 
 
 @torch.no_grad()
-def evaluate(model: models.StackedMLP, data: Tensors) -> dict[str, torch.Tensor]:
+def evaluate(model: models.StackedMLP, data: Tensors, loss: str) -> dict[str, torch.Tensor]:
     """Per-run losses and errors (R,) on the train set (noisy and clean labels) and test set."""
     train_logits = predict(model, data.x_train)
-    train_loss, train_error, _ = _loss_and_error(train_logits, data.y_train)
-    _, train_error_clean, _ = _loss_and_error(train_logits, data.y_train_clean)
-    test_loss, test_error, _ = _loss_and_error(predict(model, data.x_test), data.y_test)
+    train_loss, train_error, _ = _loss_and_error(train_logits, data.y_train, loss)
+    _, train_error_clean, _ = _loss_and_error(train_logits, data.y_train_clean, loss)
+    test_loss, test_error, _ = _loss_and_error(predict(model, data.x_test), data.y_test, loss)
     n_noisy = int(data.noisy.sum())
     if n_noisy:
         fitted = train_logits.argmax(-1)[:, data.noisy] == data.y_train[data.noisy]
@@ -229,7 +281,8 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
         train_epoch(group, data, tr["batch_size"])
         progress.epoch, progress.elapsed = epoch, time.perf_counter() - start
         if epoch in evals:
-            new = _rows(group, epoch, evaluate(group.model, data), progress.elapsed)
+            new = _rows(group, epoch, evaluate(group.model, data, tr["loss"]),
+                       progress.elapsed)
             progress.rows.extend(new)
             log(progress_line(new, epoch, tr["epochs"], progress.elapsed))
         if checkpoint_path and checkpoint_every and epoch % checkpoint_every == 0:
