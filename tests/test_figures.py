@@ -262,3 +262,11 @@ def test_cli_summarize_writes_csv_and_latex(tmp_path, table):
     assert cli.main(argv) == 0
     assert len(pd.read_csv(csv)) == 2
     assert "\\bottomrule" in tex.read_text()
+
+
+def test_model_wise_marks_diverged_runs_instead_of_crashing(table):
+    fig = plots.model_wise(with_diverged_run(table))
+    marks = [c for c in fig.axes[0].collections if c.get_label() == "_diverged"]
+    assert len(marks) == 1 and len(marks[0].get_offsets()) == 1
+    assert not [c for c in plots.model_wise(table).axes[0].collections
+                if c.get_label() == "_diverged"]

@@ -159,7 +159,15 @@ def _size_column(axes, final: pd.DataFrame, metrics: list[str], size: str, error
         _log_x(ax)
         ax.set(xlabel=SIZE_LABELS[size], ylabel=Y_LABELS[metric])
         _mark_threshold(ax, final, size, tol, colors)
+        _mark_diverged(ax, final, size, colors)
     _mark_sample_size(axes, final, size)
+
+
+def _mark_diverged(ax, final: pd.DataFrame, size: str, colors: dict) -> None:
+    """An x at the top of the panel per diverged run, so a missing point is explained."""
+    for reg, bad in final[final["diverged"]].groupby("regularizer"):
+        ax.scatter(bad[size], [1.0] * len(bad), transform=ax.get_xaxis_transform(), marker="x",
+                   s=14, color=colors[reg], clip_on=False, label="_diverged")
 
 
 def _mark_threshold(ax, final: pd.DataFrame, size: str, tol: float, colors: dict) -> None:
