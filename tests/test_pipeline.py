@@ -1,22 +1,11 @@
 """The whole DAG on the tiny config, through Snakemake, as a user runs it."""
 
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from doubledescent import results
-from tests.conftest import REPO
-
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
-
-
-def snakemake(workdir, *args, configfile=TINY):
-    cmd = ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+from tests.conftest import TINY, check_tiny_metrics, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +17,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_metrics_table(tiny_run):
-    cfg = yaml.safe_load(TINY.read_text())["experiments"]["tiny"]
-    df = pd.read_parquet(tiny_run / "results" / "tiny" / "metrics.parquet")
-    assert list(df.columns[:len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
-    n_runs = len(cfg["widths"]) * len(cfg["regularizers"]) * len(cfg["seeds"])
-    assert df.run_id.nunique() == n_runs
-    assert len(df) == n_runs * 3  # eval epochs 1, 2, 6
-    assert sorted(df.epoch.unique()) == [1, 2, 6]
-    for col in ["train_error", "train_error_clean", "test_error", "noisy_fit"]:
-        assert df[col].between(0, 1).all(), col
-    assert (df.train_loss > 0).all() and (df.test_loss > 0).all()
-    assert set(df.regularizer) == set(cfg["regularizers"])
+    df = check_tiny_metrics(tiny_run)
     csv = pd.read_csv(tiny_run / "results" / "tiny" / "metrics.csv")
     np.testing.assert_allclose(csv.test_error, df.test_error)
 
