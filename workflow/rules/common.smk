@@ -6,15 +6,26 @@ from pathlib import Path
 
 from doubledescent import config as ddconfig
 
-try:
-    CONFIG = ddconfig.validate(
-        config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-    )
-except ddconfig.ConfigError as e:
-    sys.exit(f"config error: {e}")
-
-EXPERIMENTS = CONFIG["experiments"]
 RESULTS = "results"
+
+
+def checked_config():
+    """The validated config; any problem with it or the results folder exits with one line."""
+    try:
+        # Snakemake's own YAML loader keeps the last of duplicate keys; re-read to refuse them.
+        for path in workflow.configfiles:
+            ddconfig.read_yaml(path)
+        cfg = ddconfig.validate(
+            config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+        )
+        ddconfig.check_results_dir(RESULTS, cfg["experiments"])
+    except ddconfig.ConfigError as e:
+        sys.exit(f"config error: {e}")
+    return cfg
+
+
+CONFIG = checked_config()
+EXPERIMENTS = CONFIG["experiments"]
 
 
 wildcard_constraints:
