@@ -63,12 +63,19 @@ def group_tables(wildcards):
     )
 
 
+def experiment_config(wildcards):
+    """The experiment's resolved config, plus the run-wide settings, for its provenance."""
+    exp = EXPERIMENTS[wildcards.experiment]
+    return as_json({"device": CONFIG["device"], "threads": CONFIG["threads"], **exp})
+
+
 def final_outputs():
     return expand(
         [
             f"{RESULTS}/{{experiment}}/metrics.parquet",
             f"{RESULTS}/{{experiment}}/summary.csv",
             f"{RESULTS}/{{experiment}}/figures/model_wise.pdf",
+            f"{RESULTS}/{{experiment}}/provenance.json",
         ],
         experiment=EXPERIMENTS,
     )
