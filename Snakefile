@@ -20,6 +20,15 @@ include: "workflow/rules/collect.smk"
 include: "workflow/rules/plot.smk"
 
 
+# Seconds of work each: on a cluster they run where Snakemake runs, sparing each the
+# queueing and job-step overhead of a SLURM job.
+localrules:
+    collect,
+    provenance,
+    summarize,
+    plot_model_wise,
+
+
 rule all:
     default_target: True
     input:

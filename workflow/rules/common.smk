@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from doubledescent import config as ddconfig
+from doubledescent import resources as ddresources
 
 RESULTS = "results"
 
@@ -26,6 +27,8 @@ def checked_config():
 
 CONFIG = checked_config()
 EXPERIMENTS = CONFIG["experiments"]
+# A GPU per training job when the config asks for CUDA: SLURM then allocates one.
+TRAIN_GPUS = int(CONFIG["device"] == "cuda")
 
 
 wildcard_constraints:
@@ -67,6 +70,23 @@ def experiment_config(wildcards):
     """The experiment's resolved config, plus the run-wide settings, for its provenance."""
     exp = EXPERIMENTS[wildcards.experiment]
     return as_json({"device": CONFIG["device"], "threads": CONFIG["threads"], **exp})
+
+
+def _experiment_and_runs(wildcards):
+    exp = EXPERIMENTS[wildcards.experiment]
+    return exp, ddconfig.groups(exp)[wildcards.group]
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes for a training job; a retry after a timeout gets proportionally more."""
+    exp, runs = _experiment_and_runs(wildcards)
+    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs))
+
+
+def train_mem_mb(wildcards, attempt):
+    """Memory for a training job; a retry after running out gets proportionally more."""
+    exp, runs = _experiment_and_runs(wildcards)
+    return attempt * ddresources.train_mem_mb(exp, runs[0].width, len(runs), gpu=TRAIN_GPUS)
 
 
 def final_outputs():

@@ -8,7 +8,9 @@ rule train_group:
         device=CONFIG["device"],
     threads: CONFIG["threads"]
     resources:
-        mem_mb=2000,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=TRAIN_GPUS,
     log:
         f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
     message:
