@@ -1,11 +1,14 @@
-"""Shared fixtures: the repository's paths, a small MNIST-1D dataset, a Snakemake runner."""
+"""Shared fixtures and helpers: the repository's paths, a small MNIST-1D dataset, and the
+workflow run on the tiny config, as a user runs it."""
 
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 
-from doubledescent import data
+from doubledescent import data, results
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -14,13 +17,34 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
     """The repository's workflow, run in `workdir` so results land there, not in the repo."""
-    return ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(configfile), "--cores", "2", *args]
+    cmd = ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), *args]
+    if not any(a.startswith("--profile") for a in args):
+        cmd += ["--cores", "2"]
+    return cmd
 
 
-def snakemake(workdir, *args, configfile=TINY) -> subprocess.CompletedProcess:
+def snakemake(workdir, *args, configfile=TINY, timeout=300) -> subprocess.CompletedProcess:
+    """Run the workflow in `workdir` (not copied: --directory keeps each test's results apart)."""
     return subprocess.run(snakemake_cmd(workdir, *args, configfile=configfile),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def check_tiny_metrics(workdir) -> pd.DataFrame:
+    """Assert what any finished run of the tiny config must have written; return its table."""
+    cfg = yaml.safe_load(TINY.read_text())["experiments"]["tiny"]
+    df = pd.read_parquet(Path(workdir) / "results" / "tiny" / "metrics.parquet")
+    assert list(df.columns[:len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
+    n_runs = len(cfg["widths"]) * len(cfg["regularizers"]) * len(cfg["seeds"])
+    assert df.run_id.nunique() == n_runs
+    assert len(df) == n_runs * 3  # eval epochs 1, 2, 6
+    assert sorted(df.epoch.unique()) == [1, 2, 6]
+    for col in ["train_error", "train_error_clean", "test_error", "noisy_fit"]:
+        assert df[col].between(0, 1).all(), col
+    assert (df.train_loss > 0).all() and (df.test_loss > 0).all()
+    assert set(df.regularizer) == set(cfg["regularizers"])
+    return df
 
 
 def mnist1d_spec(**overrides) -> dict:

@@ -1,12 +1,15 @@
 """The whole DAG on the tiny config, through Snakemake, as a user runs it."""
 
+import json
+import platform
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from doubledescent import results
-from tests.conftest import TINY, snakemake
+from tests.conftest import TINY, check_tiny_metrics, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -18,17 +21,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_metrics_table(tiny_run):
-    cfg = yaml.safe_load(TINY.read_text())["experiments"]["tiny"]
-    df = pd.read_parquet(tiny_run / "results" / "tiny" / "metrics.parquet")
-    assert list(df.columns[:len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
-    n_runs = len(cfg["widths"]) * len(cfg["regularizers"]) * len(cfg["seeds"])
-    assert df.run_id.nunique() == n_runs
-    assert len(df) == n_runs * 3  # eval epochs 1, 2, 6
-    assert sorted(df.epoch.unique()) == [1, 2, 6]
-    for col in ["train_error", "train_error_clean", "test_error", "noisy_fit"]:
-        assert df[col].between(0, 1).all(), col
-    assert (df.train_loss > 0).all() and (df.test_loss > 0).all()
-    assert set(df.regularizer) == set(cfg["regularizers"])
+    df = check_tiny_metrics(tiny_run)
     csv = pd.read_csv(tiny_run / "results" / "tiny" / "metrics.csv")
     np.testing.assert_allclose(csv.test_error, df.test_error)
 
@@ -40,6 +33,25 @@ def test_figures_and_summary(tiny_run):
     summary = pd.read_csv(tiny_run / "results" / "tiny" / "summary.csv")
     assert set(summary.regularizer) == {"none", "l2", "dropout", "batchnorm"}
     assert summary.peak_test_error.between(0, 1).all()
+
+
+def test_provenance(tiny_run):
+    prov = json.loads((tiny_run / "results" / "tiny" / "provenance.json").read_text())
+    assert prov["experiment"] == "tiny"
+    tiny = yaml.safe_load(TINY.read_text())["experiments"]["tiny"]
+    assert prov["config"]["widths"] == tiny["widths"]
+    assert prov["config"]["training"]["momentum"] == 0.9  # defaults resolved
+    assert prov["config"]["device"] == "auto"
+    commit = prov["git"]["commit"]
+    assert commit is None or len(commit) == 40  # null where the checkout is not a git repo
+    assert set(prov["versions"]) >= {"python", "torch", "numpy", "pandas", "snakemake"}
+    assert prov["versions"]["python"] == platform.python_version()
+    training = prov["training"]
+    assert training["devices"] == ["cuda" if torch.cuda.is_available() else "cpu"]
+    assert training["hostnames"] == [platform.node()]
+    assert training["runs"] == 24 and training["groups"] == 6
+    assert training["first_group_finished_at"] <= training["last_group_finished_at"]
+    assert training["last_group_finished_at"] <= prov["written_at"]
 
 
 def test_rerun_retrains_nothing_and_a_new_width_only_its_groups(tiny_run, tmp_path):

@@ -20,15 +20,19 @@ def _data(args) -> None:
 
 
 def _train(args) -> None:
+    import platform
+
     from doubledescent import data, train
     from doubledescent.io import write_table
+    from doubledescent.provenance import now
 
     spec = json.loads(args.spec)
     table = train.train_group(spec, data.load(args.data), device=args.device,
                               threads=args.threads, log=lambda s: print(s, flush=True),
                               checkpoint_path=args.checkpoint,
                               checkpoint_every=args.checkpoint_every)
-    write_table(table, args.out)
+    # Where and when, for provenance: on a cluster each group may run on another node.
+    write_table(table.assign(hostname=platform.node(), finished_at=now()), args.out)
     if args.checkpoint:  # the table is the result now; the checkpoint has done its job
         Path(args.checkpoint).unlink(missing_ok=True)
 
@@ -62,6 +66,16 @@ def _summarize(args) -> None:
     if args.tex:
         with atomic_path(args.tex) as tmp:
             tmp.write_text(results.summary_latex(table))
+
+
+def _provenance(args) -> None:
+    import pandas as pd
+
+    from doubledescent.io import write_json
+    from doubledescent.provenance import provenance
+
+    df = pd.read_parquet(args.metrics)
+    write_json(provenance(df, args.experiment, json.loads(args.config), args.repo), args.out)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,6 +116,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="the summary table (.csv)")
     s.add_argument("--tex", help="also write it as a booktabs LaTeX table here (.tex)")
     s.set_defaults(func=_summarize)
+
+    s = sub.add_parser("provenance", help="config, code version, libraries, hosts and times")
+    s.add_argument("--metrics", required=True, help="the experiment's collected metrics")
+    s.add_argument("--experiment", required=True)
+    s.add_argument("--config", required=True, help="the experiment's resolved config, as JSON")
+    s.add_argument("--repo", required=True, help="the workflow's folder, for its git commit")
+    s.add_argument("--out", required=True, help="the provenance record (.json)")
+    s.set_defaults(func=_provenance)
     return p
 
 

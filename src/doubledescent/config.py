@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,7 +60,20 @@ def validate(config: dict, schema_path: str | Path) -> dict:
         raise ConfigError(_one_line(best))
     for name, exp in config["experiments"].items():
         _check_experiment(name, exp)
+    _check_distinct_folders(config["experiments"])
     return config
+
+
+def _check_distinct_folders(experiments: dict) -> None:
+    """Refuse names that differ only in case: on macOS/Windows they share one results folder."""
+    seen: dict[str, str] = {}
+    for name in experiments:
+        other = seen.setdefault(name.casefold(), name)
+        if other != name:
+            raise ConfigError(
+                f"config.experiments: {other!r} and {name!r} differ only in case, so their "
+                "results would overwrite each other on a case-insensitive file system"
+            )
 
 
 def _check_experiment(name: str, exp: dict) -> None:
@@ -86,15 +100,46 @@ def _check_experiment(name: str, exp: dict) -> None:
         )
 
 
-def load(path: str | Path, schema_path: str | Path) -> dict:
-    """Read a YAML config file and validate it."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys, which plain loaders silently drop."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                mark = key_node.start_mark
+                raise ConfigError(f"{mark.name}: line {mark.line + 1}: duplicate key {key!r}")
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path):
+    """Parse a YAML config file, with one-line errors for missing, invalid or duplicate keys."""
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        # An open file, not its text, so that the loader's marks carry the file's name.
+        with open(path) as f:
+            return yaml.load(f, Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return validate(config or {}, schema_path)
+
+
+def load(path: str | Path, schema_path: str | Path) -> dict:
+    """Read a YAML config file and validate it."""
+    return validate(read_yaml(path) or {}, schema_path)
+
+
+def check_results_dir(results: str | Path, experiments) -> None:
+    """Fail before any job if an experiment's results folder could not be written."""
+    for folder in [Path(results), *(Path(results) / name for name in experiments)]:
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"results folder {folder} exists but is not a directory")
+    existing = next(p for p in [Path(results).absolute(), *Path(results).absolute().parents]
+                    if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"results folder {results} is not writable: {existing} is read-only")
 
 
 @dataclass(frozen=True)

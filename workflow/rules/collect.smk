@@ -11,3 +11,20 @@ rule collect:
     shell:
         "python -m doubledescent collect {input} --parquet {output.parquet}"
         " --csv {output.csv} > {log} 2>&1"
+
+
+rule provenance:
+    input:
+        rules.collect.output.parquet,
+    output:
+        f"{RESULTS}/{{experiment}}/provenance.json",
+    params:
+        config=experiment_config,
+        repo=workflow.basedir,
+    log:
+        f"{RESULTS}/{{experiment}}/logs/provenance.log",
+    conda:
+        "../envs/doubledescent.yaml"
+    shell:
+        "python -m doubledescent provenance --metrics {input} --experiment {wildcards.experiment}"
+        " --config {params.config:q} --repo {params.repo:q} --out {output} > {log} 2>&1"

@@ -5,21 +5,34 @@ import sys
 from pathlib import Path
 
 from doubledescent import config as ddconfig
+from doubledescent import resources as ddresources
 from doubledescent.cli import FIGURES
 
-try:
-    CONFIG = ddconfig.validate(
-        config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-    )
-except ddconfig.ConfigError as e:
-    sys.exit(f"config error: {e}")
-
-# Report captions render `config`: let them see the defaults the schema filled in.
-config.update(CONFIG)
-
-EXPERIMENTS = CONFIG["experiments"]
 RESULTS = "results"
 FIGURE_EXTENSIONS = [".pdf", ".png", ".svg"]
+
+
+def checked_config():
+    """The validated config; any problem with it or the results folder exits with one line."""
+    try:
+        # Snakemake's own YAML loader keeps the last of duplicate keys; re-read to refuse them.
+        for path in workflow.configfiles:
+            ddconfig.read_yaml(path)
+        cfg = ddconfig.validate(
+            config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+        )
+        ddconfig.check_results_dir(RESULTS, cfg["experiments"])
+    except ddconfig.ConfigError as e:
+        sys.exit(f"config error: {e}")
+    return cfg
+
+
+CONFIG = checked_config()
+# Report captions render `config`: let them see the defaults the schema filled in.
+config.update(CONFIG)
+EXPERIMENTS = CONFIG["experiments"]
+# A GPU per training job when the config asks for CUDA: SLURM then allocates one.
+TRAIN_GPUS = int(CONFIG["device"] == "cuda")
 
 
 wildcard_constraints:
@@ -63,12 +76,36 @@ def group_tables(wildcards):
     )
 
 
+def experiment_config(wildcards):
+    """The experiment's resolved config, plus the run-wide settings, for its provenance."""
+    exp = EXPERIMENTS[wildcards.experiment]
+    return as_json({"device": CONFIG["device"], "threads": CONFIG["threads"], **exp})
+
+
+def _experiment_and_runs(wildcards):
+    exp = EXPERIMENTS[wildcards.experiment]
+    return exp, ddconfig.groups(exp)[wildcards.group]
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes for a training job; a retry after a timeout gets proportionally more."""
+    exp, runs = _experiment_and_runs(wildcards)
+    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs))
+
+
+def train_mem_mb(wildcards, attempt):
+    """Memory for a training job; a retry after running out gets proportionally more."""
+    exp, runs = _experiment_and_runs(wildcards)
+    return attempt * ddresources.train_mem_mb(exp, runs[0].width, len(runs), gpu=TRAIN_GPUS)
+
+
 def final_outputs():
     tables = expand(
         [
             f"{RESULTS}/{{experiment}}/metrics.parquet",
             f"{RESULTS}/{{experiment}}/summary.csv",
             f"{RESULTS}/{{experiment}}/summary.tex",
+            f"{RESULTS}/{{experiment}}/provenance.json",
         ],
         experiment=EXPERIMENTS,
     )

@@ -10,7 +10,9 @@ rule train_group:
         checkpoint_every=CONFIG["checkpoint_every"],
     threads: CONFIG["threads"]
     resources:
-        mem_mb=2000,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=TRAIN_GPUS,
     log:
         f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
     message:

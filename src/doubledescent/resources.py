@@ -1,0 +1,39 @@
+"""Cluster resource requests for a training group, estimated from its shape.
+
+The estimates are deliberately generous: a job killed at its time or memory limit costs far
+more than an idle reservation. A cluster profile can override them per rule
+(`set-resources: {train_group: {runtime: ...}}`).
+"""
+
+from __future__ import annotations
+
+import math
+
+# One torch thread sustained ~12 GFLOP/s on these shapes (2-core x86 VM, width 300, 9 runs);
+# assume 4, for slower cluster cores, evaluation passes and per-step overhead.
+FLOP_PER_SECOND = 4e9
+STARTUP_MIN = 5  # interpreter, torch import, data load, SLURM job-step setup
+BASE_MEM_MB = 1000  # measured ~830 MB peak for torch plus MNIST-1D at width 2
+# Host memory of a CUDA context with cuBLAS/cuDNN loaded; a usual figure, not measured here.
+CUDA_HOST_MEM_MB = 2000
+EVAL_CHUNK = 4096  # rows per evaluation forward pass (train.predict's default)
+
+
+def approx_params(width: int, depth: int) -> int:
+    """Weights of an MLP with `depth` hidden layers; inputs+outputs taken as at most 100."""
+    return (depth - 1) * width * width + 100 * width
+
+
+def train_runtime_min(exp: dict, width: int, n_runs: int) -> int:
+    """Minutes to request for training `n_runs` runs of one width (forward+backward = 6 FLOP)."""
+    tr = exp["training"]
+    flop = 6 * approx_params(width, exp["model"]["depth"]) * exp["dataset"]["n_train"]
+    seconds = flop * tr["epochs"] * n_runs / FLOP_PER_SECOND
+    return STARTUP_MIN + math.ceil(seconds / 60)
+
+
+def train_mem_mb(exp: dict, width: int, n_runs: int, gpu: bool = False) -> int:
+    """Host megabytes to request: the process (and CUDA's), plus twice the eval activations."""
+    activations = n_runs * EVAL_CHUNK * width * 4 * (exp["model"]["depth"] + 1)
+    base = BASE_MEM_MB + (CUDA_HOST_MEM_MB if gpu else 0)
+    return base + math.ceil(2 * activations / 1e6)
