@@ -270,3 +270,18 @@ def test_model_wise_marks_diverged_runs_instead_of_crashing(table):
     assert len(marks) == 1 and len(marks[0].get_offsets()) == 1
     assert not [c for c in plots.model_wise(table).axes[0].collections
                 if c.get_label() == "_diverged"]
+
+
+def test_peak_is_after_the_classical_dip_not_the_underfit_smallest_model():
+    widths = [2, 4, 8, 16, 32, 64]
+    test = [0.70, 0.50, 0.45, 0.55, 0.48, 0.44]
+    train = [0.70, 0.40, 0.20, 0.00, 0.00, 0.00]
+    df = pd.DataFrame({
+        "regularizer": "none", "width": widths, "n_params": [w * 10 for w in widths],
+        "seed": 0, "epoch": 9, "run_id": [f"w{w}" for w in widths], "test_error": test,
+        "train_error": train, "diverged": False, "label_noise": 0.15})
+    s = results.summary(df, tol=0.01).iloc[0]
+    assert s["threshold_width"] == 16
+    assert (s["dip_width"], s["dip_test_error"]) == (8, 0.45)
+    assert (s["peak_width"], s["peak_test_error"]) == (16, 0.55)
+    assert s["largest_test_error"] == 0.44

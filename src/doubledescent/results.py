@@ -65,10 +65,12 @@ def _summary_at_noise(df: pd.DataFrame, tol: float) -> pd.DataFrame:
     threshold = interpolation_threshold(df, tol)
     rows = []
     for reg, c in curve.groupby("regularizer", sort=False):
-        peak = c.loc[c["mean"].idxmax()]
-        largest = c.loc[c["width"].idxmax()]
+        c = c.sort_values("width")
+        dip, peak = dip_and_peak(c, threshold.get(reg, np.nan))
+        largest = c.iloc[-1]
         rows.append({
             "label_noise": df["label_noise"].iloc[0], "regularizer": reg,
+            "dip_width": int(dip["width"]), "dip_test_error": dip["mean"],
             "peak_width": int(peak["width"]), "peak_n_params": int(peak["n_params"]),
             "peak_test_error": peak["mean"], "peak_test_error_sd": peak["std"],
             "threshold_width": threshold.get(reg, np.nan),
@@ -77,6 +79,19 @@ def _summary_at_noise(df: pd.DataFrame, tol: float) -> pd.DataFrame:
             "seeds": int(c["count"].max()),
         })
     return pd.DataFrame(rows)
+
+
+def dip_and_peak(curve: pd.DataFrame, threshold: float) -> tuple[pd.Series, pd.Series]:
+    """The classical regime's best width (the dip) and the worst width from there on (the peak).
+
+    The plain maximum would usually be the smallest, underfitting model; the double-descent
+    peak is the maximum after the U-shaped classical curve's minimum, which lies below the
+    interpolation threshold (anywhere, where no width interpolates).
+    """
+    classical = curve[curve["width"] < threshold] if threshold == threshold else curve
+    dip = (classical if len(classical) else curve.iloc[:1])["mean"].idxmin()
+    after = curve[curve["width"] >= curve.loc[dip, "width"]]
+    return curve.loc[dip], curve.loc[after["mean"].idxmax()]
 
 
 def _percent(value: float, sd: float | None = None) -> str:
