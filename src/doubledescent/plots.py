@@ -218,11 +218,18 @@ def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
             grid = sub.pivot(index=size, columns="epoch", values="mean").sort_index(
                 ascending=False)
             sns.heatmap(grid, ax=ax, vmin=means["mean"].min(), vmax=means["mean"].max(),
-                        cmap="viridis", cbar=False)
+                        cmap="viridis", cbar=False, xticklabels=_sparse(grid.columns),
+                        yticklabels=_sparse(grid.index))
             ax.set(xlabel="epoch", ylabel=SIZE_LABELS[size])
             ax.tick_params(axis="y", labelrotation=0)
         fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label="test error", shrink=0.9)
     return fig
+
+
+def _sparse(labels, most: int = 7) -> list[str]:
+    """At most about `most` evenly spaced tick labels, so log-spaced epochs don't overlap."""
+    step = max(1, -(-len(labels) // most))
+    return [str(v) if i % step == 0 else "" for i, v in enumerate(labels)]
 
 
 def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> plt.Figure:
