@@ -75,7 +75,7 @@ def reference_run(run: config.Run, spec: dict, arrays: data.Arrays) -> None:
             opt.step()
     model.eval()
     with torch.no_grad():
-        for xs, ys in [(x, y), (torch.from_numpy(arrays.x_test), arrays.y_test)]:
+        for xs, ys in [(x, arrays.y_train), (torch.from_numpy(arrays.x_test), arrays.y_test)]:
             (model(xs).argmax(1).numpy() != ys).mean()
 
 
