@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,6 +26,13 @@ def _uniform(shape, bound: float, generator: torch.Generator) -> torch.Tensor:
     return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
 
 
+def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """h @ w + b per run; per-run batches take one fused baddbmm, shared inputs broadcast."""
+    if h.dim() == 3:
+        return torch.baddbmm(b, h, w)
+    return torch.matmul(h, w) + b
+
+
 class StackedBatchNorm(nn.Module):
     """BatchNorm1d for R independent runs: statistics over each run's own minibatch."""
 
@@ -37,16 +45,15 @@ class StackedBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(n_runs, 1, width))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            var, mean = torch.var_mean(h, dim=1, keepdim=True, correction=0)
-            with torch.no_grad():
-                n = h.shape[1]
-                # Like nn.BatchNorm1d: normalize with the biased variance, track the unbiased.
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var * n / max(n - 1, 1), self.momentum)
-        else:
-            mean, var = self.running_mean, self.running_var
-        return (h - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        runs, batch, width = h.shape
+        # Each (run, unit) pair is one BatchNorm channel, so one call of the fused kernel
+        # normalizes every run over its own minibatch, with nn.BatchNorm1d's exact semantics
+        # (biased variance to normalize, unbiased to track; in-place running statistics).
+        flat = h.transpose(0, 1).reshape(batch, runs * width)
+        out = F.batch_norm(flat, self.running_mean.view(-1), self.running_var.view(-1),
+                           self.weight.view(-1), self.bias.view(-1), self.training,
+                           self.momentum, self.eps)
+        return out.view(batch, runs, width).transpose(0, 1)
 
 
 class StackedMLP(nn.Module):
@@ -89,11 +96,11 @@ class StackedMLP(nn.Module):
         """x: (R, B, in) per-run batches, or (B, in) shared by all runs -> (R, B, classes)."""
         h = x
         for i, norm in enumerate(self.norms):
-            z = torch.matmul(h, self.weights[i]) + self.biases[i]
+            z = _linear(h, self.weights[i], self.biases[i])
             h = norm(torch.relu(z)) if self.norm_after else torch.relu(norm(z))
             if masks is not None and masks[i] is not None:
                 h = h * masks[i]
-        return torch.matmul(h, self.weights[-1]) + self.biases[-1]
+        return _linear(h, self.weights[-1], self.biases[-1])
 
 
 MODELS = {"mlp": StackedMLP}
