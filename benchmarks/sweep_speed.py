@@ -79,7 +79,7 @@ def reference_run(run: config.Run, spec: dict, arrays: data.Arrays) -> None:
             (model(xs).argmax(1).numpy() != ys).mean()
 
 
-def task(kind: str, spec: dict, arrays: data.Arrays) -> tuple[str, float]:
+def task(kind: str, spec: dict, arrays: data.Arrays) -> tuple[str, int, float]:
     """Time one group's runs by one path, in a one-thread worker."""
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -88,7 +88,7 @@ def task(kind: str, spec: dict, arrays: data.Arrays) -> tuple[str, float]:
     else:
         for run in spec["runs"]:
             reference_run(config.Run(**run), spec, arrays)
-    return kind, time.perf_counter() - start
+    return kind, spec["width"], time.perf_counter() - start
 
 
 def training_flops(exp: dict, arrays: data.Arrays) -> float:
@@ -119,7 +119,7 @@ def main() -> None:
     peak = matmul_gflops()
     with joblib.parallel_config(backend="loky", n_jobs=args.jobs):
         timings = joblib.Parallel()(joblib.delayed(task)(k, s, arrays) for k, s in tasks)
-    seconds = {k: sum(t for kind, t in timings if kind == k) for k in ("project", "reference")}
+    seconds = {k: sum(t for kind, _, t in timings if kind == k) for k in ("project", "reference")}
 
     n_runs, flops = len(config.runs(exp)), training_flops(exp, arrays)
     print(f"machine: {platform.node()}  {platform.processor() or platform.machine()}  "
@@ -130,7 +130,17 @@ def main() -> None:
         print(f"{kind:>9}: {s:8.1f} s (summed over tasks)  "
               f"{n_runs / s * 60:8.1f} runs/min  {flops / s / 1e9:6.1f} GFLOP/s "
               f"({flops / s / 1e9 / peak:.0%} of one core's matmul peak)")
+    print("speedup by width: " + "  ".join(
+        f"{w}:{ref / proj:.1f}x" for w, (proj, ref) in by_width(timings).items()))
     print(f"speedup: {seconds['reference'] / seconds['project']:.2f}")
+
+
+def by_width(timings) -> dict[int, tuple[float, float]]:
+    """(project, reference) seconds per width, both groups of a width together."""
+    out: dict[int, list[float]] = {}
+    for kind, width, t in timings:
+        out.setdefault(width, [0.0, 0.0])[kind == "reference"] += t
+    return {w: tuple(v) for w, v in sorted(out.items())}
 
 
 if __name__ == "__main__":
