@@ -10,7 +10,10 @@ from pathlib import Path
 from doubledescent.config import ConfigError
 
 # The figure names, without importing matplotlib for every other step.
-FIGURES = ["model_wise", "model_wise_loss", "memorization", "epoch_wise", "epoch_curves"]
+FIGURES = ["model_wise", "model_wise_loss", "memorization", "epoch_wise", "epoch_curves",
+           "optimal_regularization"]
+# Drawn only for experiments that sweep a weight-decay grid.
+GRID_FIGURES = ["optimal_regularization"]
 
 
 def _data(args) -> None:

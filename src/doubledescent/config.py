@@ -161,14 +161,40 @@ class Run:
         return asdict(self)
 
 
+def variants(exp: dict) -> dict[str, dict]:
+    """Regularizer variants, with each weight-decay grid expanded into one variant per value.
+
+    `l2: {weight_decay: [1e-4, 1e-3]}` gives `l2@0.0001` and `l2@0.001`: the name keeps the
+    grid's family before the `@`, which is how figures find the grid again.
+    """
+    out = {}
+    for name, reg in exp["regularizers"].items():
+        grid = reg["weight_decay"]
+        if not isinstance(grid, list):
+            out[name] = reg
+            continue
+        for wd in grid:
+            out[f"{name}@{wd:g}"] = {**reg, "weight_decay": float(wd)}
+    return out
+
+
+def family(regularizer: str) -> str:
+    """The config's name of a variant: `l2@0.001` -> `l2`."""
+    return regularizer.split("@")[0]
+
+
 def runs(exp: dict) -> list[Run]:
     """All runs of an experiment, in a stable order (width, regularizer as listed, seed)."""
     return [
         Run(width=w, regularizer=name, seed=s, **reg)
         for w in sorted(exp["widths"])
-        for name, reg in exp["regularizers"].items()
+        for name, reg in variants(exp).items()
         for s in exp["seeds"]
     ]
+
+
+def has_grid(exp: dict) -> bool:
+    return any(isinstance(r["weight_decay"], list) for r in exp["regularizers"].values())
 
 
 def group_id(run: Run) -> str:

@@ -226,6 +226,30 @@ def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
     return fig
 
 
+def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
+    """Each weight decay's test-error curve and their lower (oracle) envelope, per grid."""
+    grids = results.with_grids(df)
+    if grids.empty:
+        raise ValueError("no weight-decay grid in this table (give a weight_decay list)")
+    envelope = results.oracle_envelope(df, size)
+    with style():
+        fig, panels = _facets(grids.assign(regularizer=grids["family"]), sharey=True)
+        for ax, sub in panels:
+            # Categorical hue in numeric order: a grid may hold 0, which no log scale takes.
+            order = [f"{v:g}" for v in sorted(sub["weight_decay"].unique())]
+            lam = sub["weight_decay"].map("{:g}".format)
+            sns.lineplot(data=sub, x=size, y="test_error", hue=lam, hue_order=order,
+                         palette="crest", errorbar=None, lw=0.8, ax=ax)
+            best = envelope[(envelope["family"] == sub["family"].iloc[0])
+                            & (envelope["label_noise"] == sub["label_noise"].iloc[0])]
+            ax.plot(best[size], best["test_error"], color="k", lw=2, label="oracle envelope")
+            _log_x(ax)
+            ax.set(xlabel=SIZE_LABELS[size], ylabel=Y_LABELS["test_error"])
+            ax.legend(frameon=False, fontsize=7, title="weight decay", title_fontsize=7)
+        sns.despine(fig)
+    return fig
+
+
 def _sparse(labels, most: int = 7) -> list[str]:
     """At most about `most` evenly spaced tick labels, so log-spaced epochs don't overlap."""
     step = max(1, -(-len(labels) // most))
@@ -267,6 +291,7 @@ FIGURES = {
     "memorization": memorization,
     "epoch_wise": epoch_wise,
     "epoch_curves": epoch_curves,
+    "optimal_regularization": optimal_regularization,
 }
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from doubledescent.config import family
+
 # The columns users can rely on, first and in this order; others follow.
 KEY_COLUMNS = [
     "experiment", "dataset", "model", "width", "n_params", "regularizer", "weight_decay",
@@ -43,6 +45,27 @@ def seed_stats(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
 def final_stats(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
     """`seed_stats` of each run's final evaluation: the points of a model-wise curve."""
     return seed_stats(final_epoch(df), metric, keys)
+
+
+def with_grids(df: pd.DataFrame) -> pd.DataFrame:
+    """The final, non-diverged rows of weight-decay grids, with their `family` column."""
+    final = final_epoch(df[~df["diverged"]])
+    grid = final[final["regularizer"].str.contains("@", regex=False)]
+    return grid.assign(family=grid["regularizer"].map(family))
+
+
+def oracle_envelope(df: pd.DataFrame, size: str = "n_params") -> pd.DataFrame:
+    """Per grid, noise level and model size: the weight decay with the lowest mean test error.
+
+    Chosen on the test set itself, this is the oracle of Nakkiran et al. (2020), the lower
+    envelope of the grid's curves; with an optimal lambda the curve should be monotone.
+    """
+    keys = ["label_noise", "family", "width", size]
+    curves = seed_stats(with_grids(df), "test_error", list(dict.fromkeys(keys)) + [
+        "weight_decay"])
+    best = curves.loc[curves.groupby(keys[:3])["mean"].idxmin()]
+    return best.rename(columns={"mean": "test_error", "weight_decay": "best_weight_decay"})[
+        list(dict.fromkeys(keys)) + ["best_weight_decay", "test_error"]].reset_index(drop=True)
 
 
 def interpolation_threshold(df: pd.DataFrame, tol: float) -> pd.Series:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from doubledescent import config as ddconfig
 from doubledescent import resources as ddresources
-from doubledescent.cli import FIGURES
+from doubledescent.cli import FIGURES, GRID_FIGURES
 
 RESULTS = "results"
 FIGURE_EXTENSIONS = [".pdf", ".png", ".svg"]
@@ -109,10 +109,15 @@ def final_outputs():
         ],
         experiment=EXPERIMENTS,
     )
-    figures = expand(
-        f"{RESULTS}/{{experiment}}/figures/{{figure}}{{ext}}",
-        experiment=EXPERIMENTS,
-        figure=FIGURES,
-        ext=FIGURE_EXTENSIONS,
-    )
+    figures = [
+        f"{RESULTS}/{experiment}/figures/{figure}{ext}"
+        for experiment, exp in EXPERIMENTS.items()
+        for figure in figures_of(exp)
+        for ext in FIGURE_EXTENSIONS
+    ]
     return tables + figures
+
+
+def figures_of(exp):
+    """The figures an experiment gets: the grid figures only where it sweeps a grid."""
+    return [f for f in FIGURES if f not in GRID_FIGURES or ddconfig.has_grid(exp)]

@@ -1,0 +1,62 @@
+"""Weight-decay grids: expansion into variants, the oracle envelope, its figure, the DAG."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from doubledescent import config, plots, results
+from tests.conftest import REPO, SCHEMA, snakemake
+
+GRID = REPO / "tests" / "configs" / "tiny_grid.yaml"
+
+
+def grid_experiment() -> dict:
+    return config.validate(yaml.safe_load(GRID.read_text()), SCHEMA)["experiments"]["tiny_grid"]
+
+
+def test_grid_expands_into_one_variant_per_value():
+    exp = grid_experiment()
+    assert list(config.variants(exp)) == ["none", "l2@0", "l2@0.001", "l2@0.1"]
+    assert config.variants(exp)["l2@0.1"]["weight_decay"] == 0.1
+    assert len(config.runs(exp)) == 2 * 4 * 1
+    assert config.family("l2@0.001") == "l2" and config.family("none") == "none"
+    assert config.has_grid(exp)
+    assert not config.has_grid({**exp, "regularizers": {"none": exp["regularizers"]["none"]}})
+
+
+def grid_table() -> pd.DataFrame:
+    """Two seeds; at width 8 lambda 0.1 is best, at width 64 lambda 0 is, by construction."""
+    errors = {(8, 0.0): 0.50, (8, 0.1): 0.40, (64, 0.0): 0.30, (64, 0.1): 0.35}
+    rows = [{"regularizer": f"l2@{wd:g}", "weight_decay": wd, "width": w, "n_params": 10 * w,
+             "seed": s, "epoch": 5, "run_id": f"{w}-{wd}-{s}", "label_noise": 0.2,
+             "diverged": False, "test_error": e + 0.01 * s}
+            for (w, wd), e in errors.items() for s in (0, 1)]
+    rows.append({**rows[0], "regularizer": "none", "run_id": "n"})  # not part of a grid
+    return pd.DataFrame(rows)
+
+
+def test_oracle_envelope_picks_the_best_weight_decay_per_width():
+    env = results.oracle_envelope(grid_table()).set_index("width")
+    assert env.loc[8, "best_weight_decay"] == 0.1
+    assert env.loc[64, "best_weight_decay"] == 0.0
+    assert env.loc[8, "test_error"] == pytest.approx(0.405)
+    assert set(env["family"]) == {"l2"}
+
+
+def test_figure_draws_each_lambda_and_the_envelope():
+    fig = plots.optimal_regularization(grid_table())
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "oracle envelope" in labels
+    assert len([lb for lb in labels if not lb.startswith("_")]) == 3  # 2 lambdas + envelope
+    with pytest.raises(ValueError, match="no weight-decay grid"):
+        plots.optimal_regularization(grid_table().query("regularizer == 'none'"))
+
+
+def test_grid_experiment_runs_end_to_end(tmp_path):
+    proc = snakemake(tmp_path, configfile=GRID)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "tiny_grid"
+    assert (out / "figures" / "optimal_regularization.pdf").read_bytes().startswith(b"%PDF")
+    df = pd.read_parquet(out / "metrics.parquet")
+    assert set(df.regularizer) == {"none", "l2@0", "l2@0.001", "l2@0.1"}
+    assert sorted(df.weight_decay.unique()) == [0.0, 0.001, 0.1]
