@@ -27,27 +27,38 @@ def test_grid_expands_into_one_variant_per_value():
 def grid_table() -> pd.DataFrame:
     """Two seeds; at width 8 lambda 0.1 is best, at width 64 lambda 0 is, by construction."""
     errors = {(8, 0.0): 0.50, (8, 0.1): 0.40, (64, 0.0): 0.30, (64, 0.1): 0.35}
+    # Validation agrees with the test set at width 8 and is fooled at width 64.
+    val = {(8, 0.0): 0.6, (8, 0.1): 0.5, (64, 0.0): 0.45, (64, 0.1): 0.4}
     rows = [{"regularizer": f"l2@{wd:g}", "weight_decay": wd, "width": w, "n_params": 10 * w,
              "seed": s, "epoch": 5, "run_id": f"{w}-{wd}-{s}", "label_noise": 0.2,
-             "diverged": False, "test_error": e + 0.01 * s}
+             "diverged": False, "test_error": e + 0.01 * s, "val_error": val[w, wd]}
             for (w, wd), e in errors.items() for s in (0, 1)]
     rows.append({**rows[0], "regularizer": "none", "run_id": "n"})  # not part of a grid
     return pd.DataFrame(rows)
 
 
 def test_oracle_envelope_picks_the_best_weight_decay_per_width():
-    env = results.oracle_envelope(grid_table()).set_index("width")
+    env = results.envelope(grid_table()).set_index("width")
     assert env.loc[8, "best_weight_decay"] == 0.1
     assert env.loc[64, "best_weight_decay"] == 0.0
     assert env.loc[8, "test_error"] == pytest.approx(0.405)
     assert set(env["family"]) == {"l2"}
 
 
+def test_validation_choice_reports_the_chosen_lambdas_test_error():
+    env = results.envelope(grid_table(), choose_by="val_error").set_index("width")
+    assert env.loc[8, "best_weight_decay"] == 0.1
+    assert env.loc[64, "best_weight_decay"] == 0.1  # not the oracle's 0.0
+    assert env.loc[64, "test_error"] == pytest.approx(0.355)
+    no_split = grid_table().assign(val_error=float("nan"))
+    assert results.envelope(no_split, choose_by="val_error").empty
+
+
 def test_figure_draws_each_lambda_and_the_envelope():
     fig = plots.optimal_regularization(grid_table())
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
-    assert "oracle envelope" in labels
-    assert len([lb for lb in labels if not lb.startswith("_")]) == 3  # 2 lambdas + envelope
+    assert {"validation-chosen", "oracle (test-chosen)"} <= set(labels)
+    assert len([lb for lb in labels if not lb.startswith("_")]) == 4  # 2 lambdas + 2 choices
     with pytest.raises(ValueError, match="no weight-decay grid"):
         plots.optimal_regularization(grid_table().query("regularizer == 'none'"))
 
@@ -60,3 +71,5 @@ def test_grid_experiment_runs_end_to_end(tmp_path):
     df = pd.read_parquet(out / "metrics.parquet")
     assert set(df.regularizer) == {"none", "l2@0", "l2@0.001", "l2@0.1"}
     assert sorted(df.weight_decay.unique()) == [0.0, 0.001, 0.1]
+    assert df.val_error.between(0, 1).all()  # the grid config holds out a validation split
+    assert df.groupby("run_id").size().eq(2).all()

@@ -86,6 +86,9 @@ def _check_experiment(name: str, exp: dict) -> None:
                 f"{where}.dataset.{key}: {ds[key]} exceeds the {limits[key]} samples "
                 f"that {ds['name']} provides"
             )
+    if ds["validation"] >= ds["n_train"]:
+        raise ConfigError(f"{where}.dataset.validation: {ds['validation']} leaves no training "
+                          f"samples of n_train = {ds['n_train']}")
     total = limits.get("n_total")
     if total is not None and ds["n_train"] + ds["n_test"] > total:
         raise ConfigError(

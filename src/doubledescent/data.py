@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -29,6 +29,9 @@ class Arrays:
     y_test: np.ndarray
     y_train_clean: np.ndarray
     num_classes: int
+    # The held-out validation split (empty without one), labels noised like the train set's.
+    x_val: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    y_val: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def noisy_mask(self) -> np.ndarray:
@@ -49,7 +52,7 @@ class Source:
 
 # Independent random streams per dataset seed; noise keeps stream 1 so that existing
 # datasets reproduce their noisy labels.
-STREAMS = {"noise": 1, "train": 2, "test": 3}
+STREAMS = {"noise": 1, "train": 2, "test": 3, "validation": 4}
 
 
 def _rng(spec: dict, stream: str) -> np.random.Generator:
@@ -236,13 +239,20 @@ def build(spec: dict) -> Arrays:
     y_noisy = add_label_noise(
         y_train, spec["label_noise"], source.num_classes, spec["noise_mode"], _rng(spec, "noise")
     )
+    x_train = np.ascontiguousarray(x_train, dtype=np.float32)
+    # Held out after the noise, so the choice made on it sees what training data looks like.
+    n_val = spec.get("validation", 0)
+    val = _rng(spec, "validation").choice(len(y_noisy), n_val, replace=False)
+    fit = np.setdiff1d(np.arange(len(y_noisy)), val)  # sorted: the original order stays
     return Arrays(
-        x_train=np.ascontiguousarray(x_train, dtype=np.float32),
-        y_train=y_noisy.astype(np.int64),
+        x_train=x_train[fit],
+        y_train=y_noisy[fit].astype(np.int64),
         x_test=np.ascontiguousarray(x_test, dtype=np.float32),
         y_test=np.asarray(y_test, dtype=np.int64),
-        y_train_clean=np.asarray(y_train, dtype=np.int64),
+        y_train_clean=np.asarray(y_train, dtype=np.int64)[fit],
         num_classes=source.num_classes,
+        x_val=x_train[val],
+        y_val=y_noisy[val].astype(np.int64),
     )
 
 

@@ -227,11 +227,13 @@ def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
 
 
 def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
-    """Each weight decay's test-error curve and their lower (oracle) envelope, per grid."""
+    """Each weight decay's test-error curve, the curve of the lambda chosen on the validation
+    split (solid, where there is one) and the oracle lower envelope (dashed), per grid."""
     grids = results.with_grids(df)
     if grids.empty:
         raise ValueError("no weight-decay grid in this table (give a weight_decay list)")
-    envelope = results.oracle_envelope(df, size)
+    chosen = {"validation-chosen": results.envelope(df, size, "val_error"),
+              "oracle (test-chosen)": results.envelope(df, size, "test_error")}
     with style():
         fig, panels = _facets(grids.assign(regularizer=grids["family"]), sharey=True)
         for ax, sub in panels:
@@ -240,9 +242,12 @@ def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figu
             lam = sub["weight_decay"].map("{:g}".format)
             sns.lineplot(data=sub, x=size, y="test_error", hue=lam, hue_order=order,
                          palette="crest", errorbar=None, lw=0.8, ax=ax)
-            best = envelope[(envelope["family"] == sub["family"].iloc[0])
-                            & (envelope["label_noise"] == sub["label_noise"].iloc[0])]
-            ax.plot(best[size], best["test_error"], color="k", lw=2, label="oracle envelope")
+            for (label, env), ls in zip(chosen.items(), ["-", "--"]):
+                best = env[(env["family"] == sub["family"].iloc[0])
+                           & (env["label_noise"] == sub["label_noise"].iloc[0])]
+                if len(best):
+                    ax.plot(best[size], best["test_error"], color="k", lw=1.8, ls=ls,
+                            label=label)
             _log_x(ax)
             ax.set(xlabel=SIZE_LABELS[size], ylabel=Y_LABELS["test_error"])
             ax.legend(frameon=False, fontsize=7, title="weight decay", title_fontsize=7)

@@ -54,18 +54,22 @@ def with_grids(df: pd.DataFrame) -> pd.DataFrame:
     return grid.assign(family=grid["regularizer"].map(family))
 
 
-def oracle_envelope(df: pd.DataFrame, size: str = "n_params") -> pd.DataFrame:
-    """Per grid, noise level and model size: the weight decay with the lowest mean test error.
+def envelope(df: pd.DataFrame, size: str = "n_params",
+             choose_by: str = "test_error") -> pd.DataFrame:
+    """Per grid, noise level and size: the weight decay minimizing mean `choose_by`, and its
+    mean test error.
 
-    Chosen on the test set itself, this is the oracle of Nakkiran et al. (2020), the lower
-    envelope of the grid's curves; with an optimal lambda the curve should be monotone.
+    `test_error` gives the oracle of Nakkiran et al. (2020), the lower envelope of the
+    grid's curves; `val_error` chooses on the held-out split, without looking at the test set.
+    Empty where `choose_by` was not measured (no validation split).
     """
-    keys = ["label_noise", "family", "width", size]
-    curves = seed_stats(with_grids(df), "test_error", list(dict.fromkeys(keys)) + [
-        "weight_decay"])
-    best = curves.loc[curves.groupby(keys[:3])["mean"].idxmin()]
-    return best.rename(columns={"mean": "test_error", "weight_decay": "best_weight_decay"})[
-        list(dict.fromkeys(keys)) + ["best_weight_decay", "test_error"]].reset_index(drop=True)
+    keys = list(dict.fromkeys(["label_noise", "family", "width", size]))
+    grid = with_grids(df)
+    stats = (grid.groupby(keys + ["weight_decay"])[list({choose_by, "test_error"})].mean()
+             .reset_index().dropna(subset=[choose_by]))
+    best = stats.loc[stats.groupby(keys)[choose_by].idxmin()] if len(stats) else stats
+    return best.rename(columns={"weight_decay": "best_weight_decay"})[
+        keys + ["best_weight_decay", "test_error"]].reset_index(drop=True)
 
 
 def interpolation_threshold(df: pd.DataFrame, tol: float) -> pd.Series:

@@ -49,6 +49,8 @@ class Tensors:
     x_test: torch.Tensor
     y_test: torch.Tensor
     noisy: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
 
     @classmethod
     def from_arrays(cls, a: Arrays, device, dtype=torch.float32) -> Tensors:
@@ -57,10 +59,10 @@ class Tensors:
 
         def flat(x):
             # The MLP takes vectors; images (N, C, H, W) become (N, C*H*W) here only.
-            return t(x.reshape(len(x), -1), dtype)
+            return t(x.reshape(len(x), math.prod(x.shape[1:])), dtype)
 
         return cls(flat(a.x_train), t(a.y_train), t(a.y_train_clean), flat(a.x_test),
-                   t(a.y_test), t(a.noisy_mask))
+                   t(a.y_test), t(a.noisy_mask), flat(a.x_val), t(a.y_val))
 
 
 def in_features(arrays: Arrays) -> int:
@@ -222,7 +224,8 @@ def _loss_and_error(logits: torch.Tensor, y: torch.Tensor, loss: str):
 
 @torch.no_grad()
 def evaluate(model: models.StackedMLP, data: Tensors, loss: str) -> dict[str, torch.Tensor]:
-    """Per-run losses and errors (R,) on the train set (noisy and clean labels) and test set."""
+    """Per-run losses and errors (R,) on the train set (noisy and clean labels), the test set
+    and the validation split (NaN without one)."""
     train_logits = predict(model, data.x_train)
     train_loss, train_error, _ = _loss_and_error(train_logits, data.y_train, loss)
     _, train_error_clean, _ = _loss_and_error(train_logits, data.y_train_clean, loss)
@@ -233,9 +236,14 @@ def evaluate(model: models.StackedMLP, data: Tensors, loss: str) -> dict[str, to
         noisy_fit = fitted.float().mean(1)
     else:
         noisy_fit = torch.full_like(train_loss, float("nan"))
+    if len(data.y_val):
+        val_loss, val_error, _ = _loss_and_error(predict(model, data.x_val), data.y_val, loss)
+    else:
+        val_loss = val_error = torch.full_like(train_loss, float("nan"))
     return {"train_loss": train_loss, "train_error": train_error,
             "train_error_clean": train_error_clean, "test_loss": test_loss,
-            "test_error": test_error, "noisy_fit": noisy_fit}
+            "test_error": test_error, "noisy_fit": noisy_fit, "val_loss": val_loss,
+            "val_error": val_error}
 
 
 def _rows(group: Group, epoch: int, metrics: dict, elapsed: float) -> list[dict]:
