@@ -218,8 +218,12 @@ def predict(model: models.StackedMLP, x: torch.Tensor, chunk: int = 4096) -> tor
 
 
 def _loss_and_error(logits: torch.Tensor, y: torch.Tensor, loss: str):
-    wrong = logits.argmax(-1) != y
-    return sample_losses(logits, y, loss).mean(1), wrong.float().mean(1), wrong
+    """Per-run mean loss and error rate (R,) of logits (R, N, classes) against labels y."""
+    return sample_losses(logits, y, loss).mean(1), _error(logits.argmax(-1), y)
+
+
+def _error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (pred != y).float().mean(1)
 
 
 @torch.no_grad()
@@ -227,23 +231,20 @@ def evaluate(model: models.StackedMLP, data: Tensors, loss: str) -> dict[str, to
     """Per-run losses and errors (R,) on the train set (noisy and clean labels), the test set
     and the validation split (NaN without one)."""
     train_logits = predict(model, data.x_train)
-    train_loss, train_error, _ = _loss_and_error(train_logits, data.y_train, loss)
-    _, train_error_clean, _ = _loss_and_error(train_logits, data.y_train_clean, loss)
-    test_loss, test_error, _ = _loss_and_error(predict(model, data.x_test), data.y_test, loss)
-    n_noisy = int(data.noisy.sum())
-    if n_noisy:
-        fitted = train_logits.argmax(-1)[:, data.noisy] == data.y_train[data.noisy]
-        noisy_fit = fitted.float().mean(1)
-    else:
-        noisy_fit = torch.full_like(train_loss, float("nan"))
-    if len(data.y_val):
-        val_loss, val_error, _ = _loss_and_error(predict(model, data.x_val), data.y_val, loss)
-    else:
-        val_loss = val_error = torch.full_like(train_loss, float("nan"))
-    return {"train_loss": train_loss, "train_error": train_error,
-            "train_error_clean": train_error_clean, "test_loss": test_loss,
-            "test_error": test_error, "noisy_fit": noisy_fit, "val_loss": val_loss,
-            "val_error": val_error}
+    train_pred = train_logits.argmax(-1)
+    train_loss = sample_losses(train_logits, data.y_train, loss).mean(1)
+    test_loss, test_error = _loss_and_error(predict(model, data.x_test), data.y_test, loss)
+    nan = torch.full_like(train_loss, float("nan"))
+    # Memorization: how many of the label-noised samples the model predicts as noised.
+    noisy_fit = nan
+    if data.noisy.any():
+        noisy_fit = (train_pred[:, data.noisy] == data.y_train[data.noisy]).float().mean(1)
+    val_loss, val_error = (_loss_and_error(predict(model, data.x_val), data.y_val, loss)
+                           if len(data.y_val) else (nan, nan))
+    return {"train_loss": train_loss, "train_error": _error(train_pred, data.y_train),
+            "train_error_clean": _error(train_pred, data.y_train_clean),
+            "test_loss": test_loss, "test_error": test_error, "noisy_fit": noisy_fit,
+            "val_loss": val_loss, "val_error": val_error}
 
 
 def _rows(group: Group, epoch: int, metrics: dict, elapsed: float) -> list[dict]:
