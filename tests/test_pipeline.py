@@ -54,6 +54,17 @@ def test_provenance(tiny_run):
     assert training["last_group_finished_at"] <= prov["written_at"]
 
 
+def test_longest_training_jobs_start_first(tiny_run):
+    """Priorities follow the estimated cost, so no long job starts late and idles the cores."""
+    log = next((tiny_run / ".snakemake" / "log").glob("*.snakemake.log")).read_text()
+    started = [line.split()[-1] for line in log.splitlines() if "Training tiny" in line]
+    assert len(started) == 6
+    # Two cores: both width-128 groups start at once, then the rest by decreasing width.
+    assert {g.split("_")[0] for g in started[:2]} == {"width~128"}
+    widths = [int(g.split("_")[0].split("~")[1]) for g in started]
+    assert widths == sorted(widths, reverse=True)
+
+
 def test_rerun_retrains_nothing_and_a_new_width_only_its_groups(tiny_run, tmp_path):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     cfg = yaml.safe_load(TINY.read_text())

@@ -22,3 +22,9 @@ def test_memory_covers_the_measured_peak_and_cuda():
     assert resources.train_mem_mb(EXP, 300, 9) >= 1.2 * 970
     cpu, gpu = (resources.train_mem_mb(EXP, 300, 9, gpu=g) for g in (False, True))
     assert gpu > cpu
+
+
+def test_priority_orders_jobs_by_cost():
+    # Longest first: a wider group, or one with more runs, starts before a cheaper one.
+    p = {(w, n): resources.train_priority(EXP, w, n) for w in (2, 47, 300) for n in (3, 9)}
+    assert p[300, 9] > p[300, 3] > p[47, 9] > p[47, 3] > p[2, 9] >= p[2, 3] >= 0

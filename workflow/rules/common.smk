@@ -93,6 +93,11 @@ def train_runtime(wildcards, attempt):
     return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs))
 
 
+def train_priority(wildcards):
+    exp, runs = _experiment_and_runs(wildcards)
+    return ddresources.train_priority(exp, runs[0].width, len(runs))
+
+
 def train_mem_mb(wildcards, attempt):
     """Memory for a training job; a retry after running out gets proportionally more."""
     exp, runs = _experiment_and_runs(wildcards)

@@ -9,6 +9,7 @@ rule train_group:
         checkpoint=checkpoint_file,
         checkpoint_every=CONFIG["checkpoint_every"],
     threads: CONFIG["threads"]
+    priority: train_priority
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
