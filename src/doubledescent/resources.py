@@ -24,10 +24,12 @@ def approx_params(width: int, depth: int) -> int:
     return (depth - 1) * width * width + 100 * width
 
 
-def train_runtime_min(exp: dict, width: int, n_runs: int) -> int:
-    """Minutes to request for training `n_runs` runs of one width (forward+backward = 6 FLOP)."""
+def train_runtime_min(exp: dict, width: int, n_runs: int, n_train: int | None = None) -> int:
+    """Minutes to request for training `n_runs` runs of one width (forward+backward = 6 FLOP)
+    on `n_train` samples (default: the experiment's single size)."""
     tr = exp["training"]
-    flop = 6 * approx_params(width, exp["model"]["depth"]) * exp["dataset"]["n_train"]
+    n_train = exp["dataset"]["n_train"] if n_train is None else n_train
+    flop = 6 * approx_params(width, exp["model"]["depth"]) * n_train
     seconds = flop * tr["epochs"] * n_runs / FLOP_PER_SECOND
     return STARTUP_MIN + math.ceil(seconds / 60)
 

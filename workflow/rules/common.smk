@@ -37,7 +37,7 @@ TRAIN_GPUS = int(CONFIG["device"] == "cuda")
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
-    group=r"width~\d+_norm~\w+",
+    group=r"(n~\d+_)?width~\d+_norm~\w+",
     figure="|".join(FIGURES),
 
 
@@ -47,7 +47,7 @@ def as_json(obj):
 
 
 def dataset_spec(wildcards):
-    return as_json(EXPERIMENTS[wildcards.experiment]["dataset"])
+    return as_json(ddconfig.dataset_spec(EXPERIMENTS[wildcards.experiment]))
 
 
 def group_spec(wildcards):
@@ -90,7 +90,8 @@ def _experiment_and_runs(wildcards):
 def train_runtime(wildcards, attempt):
     """Minutes for a training job; a retry after a timeout gets proportionally more."""
     exp, runs = _experiment_and_runs(wildcards)
-    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs))
+    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs),
+                                                   runs[0].n_train)
 
 
 def train_mem_mb(wildcards, attempt):
