@@ -238,7 +238,8 @@ def test_cli_figures_are_the_plot_functions():
     assert cli.FIGURES == list(plots.FIGURES)
 
 
-@pytest.mark.parametrize("figure", [f for f in cli.FIGURES if f not in cli.GRID_FIGURES])
+@pytest.mark.parametrize("figure", [f for f in cli.FIGURES
+                                    if f not in cli.GRID_FIGURES + cli.SIZE_FIGURES])
 def test_cli_writes_pdf_png_svg(tmp_path, table, figure):
     metrics = tmp_path / "metrics.parquet"
     table.to_parquet(metrics)
@@ -279,7 +280,7 @@ def test_peak_is_after_the_classical_dip_not_the_underfit_smallest_model():
     df = pd.DataFrame({
         "regularizer": "none", "width": widths, "n_params": [w * 10 for w in widths],
         "seed": 0, "epoch": 9, "run_id": [f"w{w}" for w in widths], "test_error": test,
-        "train_error": train, "diverged": False, "label_noise": 0.15})
+        "train_error": train, "diverged": False, "label_noise": 0.15, "n_train": 400})
     s = results.summary(df, tol=0.01).iloc[0]
     assert s["threshold_width"] == 16
     assert (s["dip_width"], s["dip_test_error"]) == (8, 0.45)

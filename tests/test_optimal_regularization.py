@@ -30,7 +30,7 @@ def grid_table() -> pd.DataFrame:
     # Validation agrees with the test set at width 8 and is fooled at width 64.
     val = {(8, 0.0): 0.6, (8, 0.1): 0.5, (64, 0.0): 0.45, (64, 0.1): 0.4}
     rows = [{"regularizer": f"l2@{wd:g}", "weight_decay": wd, "width": w, "n_params": 10 * w,
-             "seed": s, "epoch": 5, "run_id": f"{w}-{wd}-{s}", "label_noise": 0.2,
+             "seed": s, "epoch": 5, "run_id": f"{w}-{wd}-{s}", "label_noise": 0.2, "n_train": 240,
              "diverged": False, "test_error": e + 0.01 * s, "val_error": val[w, wd]}
             for (w, wd), e in errors.items() for s in (0, 1)]
     rows.append({**rows[0], "regularizer": "none", "run_id": "n"})  # not part of a grid

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from doubledescent import config as ddconfig
 from doubledescent import resources as ddresources
-from doubledescent.cli import FIGURES, GRID_FIGURES
+from doubledescent.cli import FIGURES, GRID_FIGURES, SIZE_FIGURES
 
 RESULTS = "results"
 FIGURE_EXTENSIONS = [".pdf", ".png", ".svg"]
@@ -120,5 +120,8 @@ def final_outputs():
 
 
 def figures_of(exp):
-    """The figures an experiment gets: the grid figures only where it sweeps a grid."""
-    return [f for f in FIGURES if f not in GRID_FIGURES or ddconfig.has_grid(exp)]
+    """The figures an experiment gets: the grid figures only where it sweeps a grid, the
+    size figures only where it sweeps training-set sizes."""
+    needs = {**dict.fromkeys(GRID_FIGURES, ddconfig.has_grid(exp)),
+             **dict.fromkeys(SIZE_FIGURES, ddconfig.sweeps_sizes(exp))}
+    return [f for f in FIGURES if needs.get(f, True)]
