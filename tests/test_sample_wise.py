@@ -195,3 +195,6 @@ def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(pipeline):
         f"n~{n}_width~{w}_norm~none" for n in (150, 300) for w in (32, 4)]
     summary = pd.read_csv(pipeline / "summary.csv")
     assert sorted(set(summary["n_train"])) == [100, 250]
+    best = pd.read_csv(pipeline / "optimal_regularization.csv")
+    assert sorted(zip(best["n_train"], best["width"])) == [(100, 4), (100, 32), (250, 4),
+                                                           (250, 32)]

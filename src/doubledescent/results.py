@@ -79,7 +79,10 @@ def envelope(df: pd.DataFrame, size: str = "n_params",
     keys = list(dict.fromkeys([*CONDITIONS, "family", "width", size]))
     grid = with_grids(df)
     stats = (grid.groupby(keys + ["weight_decay"])[list({choose_by, "test_error"})].mean()
-             .reset_index().dropna(subset=[choose_by]))
+             .reset_index().dropna(subset=[choose_by]).sort_values(keys + ["weight_decay"]))
+    # idxmin takes the first of tied minima, here the smallest weight decay: the least
+    # regularization that achieves the best error. Ties are common on a small validation
+    # split, whose error moves in steps of 1 / its size.
     best = stats.loc[stats.groupby(keys)[choose_by].idxmin()] if len(stats) else stats
     return best.rename(columns={"weight_decay": "best_weight_decay"})[
         keys + ["best_weight_decay", "test_error"]].reset_index(drop=True)
@@ -101,6 +104,20 @@ def sample_wise(df: pd.DataFrame, most_widths: int = 6) -> pd.DataFrame:
         raise ValueError("no training-set sizes to sweep in this table (give n_train a list)")
     final = final[~final["diverged"]]
     return final[final["width"].isin(spread(final["width"], most_widths))]
+
+
+def optimal_regularization(df: pd.DataFrame) -> pd.DataFrame:
+    """Per label noise, training-set size, grid and width: the weight decay chosen on the
+    validation split with its test error, beside the oracle's (chosen on the test set, the
+    best any choice could do). Ties go to the smaller weight decay (see `envelope`); the
+    chosen columns are NaN without a validation split."""
+    keys = [*CONDITIONS, "family", "width", "n_params"]
+    chosen, oracle = (envelope(df, "n_params", by).rename(columns={
+        "best_weight_decay": f"{name}_weight_decay", "test_error": f"{name}_test_error"})
+        for by, name in [("val_error", "chosen"), ("test_error", "oracle")])
+    return oracle.merge(chosen, on=keys, how="left")[
+        keys + ["chosen_weight_decay", "chosen_test_error", "oracle_weight_decay",
+                "oracle_test_error"]]
 
 
 def interpolation_threshold(df: pd.DataFrame, tol: float) -> pd.Series:
@@ -185,6 +202,26 @@ def _booktabs(table: pd.DataFrame, text: list[str]) -> str:
     styler = table.style.hide(axis="index").format(escape="latex", subset=text)
     return styler.to_latex(hrules=True, column_format="".join(
         "l" if name in text else "r" for name in table.columns))
+
+
+def _decay(value: float) -> str:
+    """A weight decay as a table cell, or a dash where none was chosen."""
+    return "--" if pd.isna(value) else f"{value:g}"
+
+
+def optimal_regularization_latex(best: pd.DataFrame) -> str:
+    """The optimal-regularization table as booktabs LaTeX, errors in percent."""
+    table = pd.DataFrame({
+        **_condition_cells(best),
+        "Regularizer": best["family"],
+        "$h$": best["width"].map(_count),
+        "Params": best["n_params"].map(_count),
+        "$\\lambda$, validation": best["chosen_weight_decay"].map(_decay),
+        "Its test error (\\%)": best["chosen_test_error"].map(_percent),
+        "$\\lambda$, oracle": best["oracle_weight_decay"].map(_decay),
+        "Oracle test error (\\%)": best["oracle_test_error"].map(_percent),
+    })
+    return _booktabs(table, text=["Regularizer"])
 
 
 def summary_latex(summary: pd.DataFrame) -> str:

@@ -116,7 +116,13 @@ def final_outputs():
         for figure in figures_of(exp)
         for ext in FIGURE_EXTENSIONS
     ]
-    return tables + figures
+    grid_tables = [
+        f"{RESULTS}/{experiment}/optimal_regularization{ext}"
+        for experiment, exp in EXPERIMENTS.items()
+        if ddconfig.has_grid(exp)
+        for ext in [".csv", ".tex"]
+    ]
+    return tables + figures + grid_tables
 
 
 def figures_of(exp):
