@@ -153,6 +153,7 @@ def test_sample_wise_figure_has_a_panel_per_regularizer_and_a_line_per_width():
     ax = fig.axes[0]
     assert ax.get_xlabel() == "training samples n" and ax.get_xscale() == "log"
     assert len(ax.lines) == 6
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "400"]
     np.testing.assert_allclose(ax.lines[1].get_ydata(), [error(4, n) for n in N])
     assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["h = 2", "h = 4"]
 

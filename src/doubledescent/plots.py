@@ -310,7 +310,10 @@ def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
             sns.lineplot(data=sub, x="n_train", y="test_error", hue="width", palette=colors,
                          errorbar=_errorbar(errorbar), seed=0, marker="o", markersize=3,
                          markeredgewidth=0, legend=False, ax=ax)
-            _log_x(ax, plain=True)
+            _log_x(ax)
+            # Ticks at the swept sizes: a sweep may span less than a decade of the log axis.
+            sizes = sorted(sub["n_train"].unique())
+            ax.set_xticks(sizes, labels=_sparse(sizes))
             ax.set(xlabel="training samples n", ylabel=Y_LABELS["test_error"])
         _legend(fig, {f"h = {w}": c for w, c in colors.items()})
         sns.despine(fig)
