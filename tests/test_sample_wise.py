@@ -199,3 +199,10 @@ def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(pipeline):
     best = pd.read_csv(pipeline / "optimal_regularization.csv")
     assert sorted(zip(best["n_train"], best["width"])) == [(100, 4), (100, 32), (250, 4),
                                                            (250, 32)]
+
+
+def test_adding_a_smaller_size_leaves_the_other_groups_untouched():
+    exp, more = experiment([200, 400]), experiment([100, 200, 400])
+    for gid in config.groups(exp):
+        assert config.group_spec("e", more, gid) == config.group_spec("e", exp, gid)
+    assert config.dataset_spec(more) == config.dataset_spec(exp)
