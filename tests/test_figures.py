@@ -103,6 +103,16 @@ def test_summary_ignores_diverged_runs_for_the_peak(table):
     assert s.loc["none", "largest_test_error"] == pytest.approx(0.25)
 
 
+def test_summary_leaves_out_a_run_that_diverged_only_at_its_last_evaluation(table):
+    """Its earlier, finite evaluations must not stand in for its final result."""
+    late = table[(table["regularizer"] == "none") & (table["width"] == 16)
+                 & (table["seed"] == 0)].assign(seed=2, run_id="late", test_error=0.95)
+    late["diverged"] = late["epoch"] == EPOCHS[-1]
+    s = results.summary(pd.concat([table, late]), tol=0.01).set_index("regularizer")
+    assert s.loc["none", "peak_width"] == 4  # the 0.95 at epoch 10 would move it to 16
+    assert s.loc["none", "largest_test_error"] == pytest.approx(0.25)
+
+
 def test_summary_has_a_row_per_noise_level_and_regularizer(two_noise_levels):
     s = results.summary(two_noise_levels, tol=0.01)
     assert sorted(zip(s["label_noise"], s["regularizer"])) == [

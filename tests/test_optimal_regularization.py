@@ -69,6 +69,16 @@ def test_table_sets_the_validation_choice_beside_the_oracle():
     assert no_split["oracle_weight_decay"].tolist() == [0.1, 0.0]
 
 
+def test_a_run_that_diverges_at_its_last_evaluation_is_left_out():
+    df = grid_table()
+    good = df[(df["width"] == 64) & (df["weight_decay"] == 0.1)].iloc[0]
+    earlier = {**good, "seed": 2, "run_id": "late", "epoch": 4, "test_error": 0.0}
+    last = {**earlier, "epoch": 5, "diverged": True, "test_error": float("nan")}
+    best = results.optimal_regularization(pd.concat([df, pd.DataFrame([earlier, last])]))
+    # Epoch 4's 0.0 taken as final would make 0.1 the oracle's choice at width 64.
+    assert best.set_index("width").loc[64, "oracle_weight_decay"] == 0.0
+
+
 def test_ties_go_to_the_smaller_weight_decay():
     """Validation ties 0.01 with 0.1 (their test errors differ), the test set 0 with 0.01."""
     errors = {0.1: (0.4, 0.4), 0.01: (0.4, 0.3), 0.0: (0.5, 0.3)}  # lambda: (val, test)

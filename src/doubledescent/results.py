@@ -50,6 +50,14 @@ def final_epoch(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["epoch"] == last]
 
 
+def final_converged(df: pd.DataFrame) -> pd.DataFrame:
+    """The last evaluation of each run that had not diverged by then. Final first, then the
+    filter: the other order would take a diverged run's last evaluation before divergence
+    as its final result."""
+    final = final_epoch(df)
+    return final[~final["diverged"]]
+
+
 def seed_stats(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
     """Mean, sd and count over seeds of `metric`, one row per combination of `keys`."""
     return df.groupby(keys, sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
@@ -62,7 +70,7 @@ def final_stats(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
 
 def with_grids(df: pd.DataFrame) -> pd.DataFrame:
     """The final, non-diverged rows of weight-decay grids, with their `family` column."""
-    final = final_epoch(df[~df["diverged"]])
+    final = final_converged(df)
     grid = final[final["regularizer"].str.contains("@", regex=False)]
     return grid.assign(family=grid["regularizer"].map(family))
 
@@ -99,10 +107,9 @@ def spread(values, most: int) -> list:
 def sample_wise(df: pd.DataFrame, most_widths: int = 6) -> pd.DataFrame:
     """The final evaluations of sample-wise curves: runs that did not diverge, of at most
     `most_widths` widths spread over the sweep (a line per width stays readable)."""
-    final = final_epoch(df)
+    final = final_converged(df)
     if final["n_train"].nunique() < 2:
         raise ValueError("no training-set sizes to sweep in this table (give n_train a list)")
-    final = final[~final["diverged"]]
     return final[final["width"].isin(spread(final["width"], most_widths))]
 
 
@@ -137,7 +144,7 @@ def summary(df: pd.DataFrame, tol: float) -> pd.DataFrame:
 
 def _summary_at(df: pd.DataFrame, tol: float) -> pd.DataFrame:
     """`summary` of a table with a single label-noise level and training-set size."""
-    curve = final_stats(df[~df["diverged"]], "test_error", ["regularizer", "width", "n_params"])
+    curve = seed_stats(final_converged(df), "test_error", ["regularizer", "width", "n_params"])
     threshold = interpolation_threshold(df, tol)
     rows = []
     for reg, c in curve.groupby("regularizer", sort=False):
