@@ -25,6 +25,7 @@ localrules:
     collect,
     provenance,
     summarize,
+    optimal_regularization_table,
     plot,
 
 

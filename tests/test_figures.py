@@ -103,6 +103,16 @@ def test_summary_ignores_diverged_runs_for_the_peak(table):
     assert s.loc["none", "largest_test_error"] == pytest.approx(0.25)
 
 
+def test_summary_leaves_out_a_run_that_diverged_only_at_its_last_evaluation(table):
+    """Its earlier, finite evaluations must not stand in for its final result."""
+    late = table[(table["regularizer"] == "none") & (table["width"] == 16)
+                 & (table["seed"] == 0)].assign(seed=2, run_id="late", test_error=0.95)
+    late["diverged"] = late["epoch"] == EPOCHS[-1]
+    s = results.summary(pd.concat([table, late]), tol=0.01).set_index("regularizer")
+    assert s.loc["none", "peak_width"] == 4  # the 0.95 at epoch 10 would move it to 16
+    assert s.loc["none", "largest_test_error"] == pytest.approx(0.25)
+
+
 def test_summary_has_a_row_per_noise_level_and_regularizer(two_noise_levels):
     s = results.summary(two_noise_levels, tol=0.01)
     assert sorted(zip(s["label_noise"], s["regularizer"])) == [
@@ -238,7 +248,8 @@ def test_cli_figures_are_the_plot_functions():
     assert cli.FIGURES == list(plots.FIGURES)
 
 
-@pytest.mark.parametrize("figure", [f for f in cli.FIGURES if f not in cli.GRID_FIGURES])
+@pytest.mark.parametrize("figure", [f for f in cli.FIGURES
+                                    if f not in cli.GRID_FIGURES + cli.SIZE_FIGURES])
 def test_cli_writes_pdf_png_svg(tmp_path, table, figure):
     metrics = tmp_path / "metrics.parquet"
     table.to_parquet(metrics)
@@ -279,7 +290,7 @@ def test_peak_is_after_the_classical_dip_not_the_underfit_smallest_model():
     df = pd.DataFrame({
         "regularizer": "none", "width": widths, "n_params": [w * 10 for w in widths],
         "seed": 0, "epoch": 9, "run_id": [f"w{w}" for w in widths], "test_error": test,
-        "train_error": train, "diverged": False, "label_noise": 0.15})
+        "train_error": train, "diverged": False, "label_noise": 0.15, "n_train": 400})
     s = results.summary(df, tol=0.01).iloc[0]
     assert s["threshold_width"] == 16
     assert (s["dip_width"], s["dip_test_error"]) == (8, 0.45)

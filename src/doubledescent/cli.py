@@ -11,9 +11,11 @@ from doubledescent.config import ConfigError
 
 # The figure names, without importing matplotlib for every other step.
 FIGURES = ["model_wise", "model_wise_loss", "memorization", "epoch_wise", "epoch_curves",
-           "optimal_regularization"]
+           "optimal_regularization", "sample_wise"]
 # Drawn only for experiments that sweep a weight-decay grid.
 GRID_FIGURES = ["optimal_regularization"]
+# Drawn only for experiments that sweep training-set sizes.
+SIZE_FIGURES = ["sample_wise"]
 
 
 def _data(args) -> None:
@@ -71,6 +73,20 @@ def _summarize(args) -> None:
             tmp.write_text(results.summary_latex(table))
 
 
+def _optimal(args) -> None:
+    import pandas as pd
+
+    from doubledescent import results
+    from doubledescent.io import atomic_path, write_table
+
+    table = results.optimal_regularization(pd.read_parquet(args.metrics))
+    if table.empty:
+        raise ValueError("no weight-decay grid in this table (give a weight_decay list)")
+    write_table(table, args.out)
+    with atomic_path(args.tex) as tmp:
+        tmp.write_text(results.optimal_regularization_latex(table))
+
+
 def _provenance(args) -> None:
     import pandas as pd
 
@@ -119,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="the summary table (.csv)")
     s.add_argument("--tex", help="also write it as a booktabs LaTeX table here (.tex)")
     s.set_defaults(func=_summarize)
+
+    s = sub.add_parser("optimal", help="weight decay chosen by validation and by the oracle")
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--out", required=True, help="the table (.csv)")
+    s.add_argument("--tex", required=True, help="the table as booktabs LaTeX (.tex)")
+    s.set_defaults(func=_optimal)
 
     s = sub.add_parser("provenance", help="config, code version, libraries, hosts and times")
     s.add_argument("--metrics", required=True, help="the experiment's collected metrics")

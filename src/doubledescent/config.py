@@ -80,20 +80,23 @@ def _check_experiment(name: str, exp: dict) -> None:
     where = f"config.experiments.{name}"
     ds = exp["dataset"]
     limits = dataset_size_limits(ds["name"])
-    for key in ("n_train", "n_test"):
-        if limits.get(key) is not None and ds[key] > limits[key]:
+    # The source must provide the largest size (the others are its subsets); the validation
+    # split must leave training samples in the smallest.
+    sizes = {"n_train": max(train_sizes(exp)), "n_test": ds["n_test"]}
+    for key, n in sizes.items():
+        if limits.get(key) is not None and n > limits[key]:
             raise ConfigError(
-                f"{where}.dataset.{key}: {ds[key]} exceeds the {limits[key]} samples "
+                f"{where}.dataset.{key}: {n} exceeds the {limits[key]} samples "
                 f"that {ds['name']} provides"
             )
-    if ds["validation"] >= ds["n_train"]:
+    if ds["validation"] >= min(train_sizes(exp)):
         raise ConfigError(f"{where}.dataset.validation: {ds['validation']} leaves no training "
-                          f"samples of n_train = {ds['n_train']}")
+                          f"samples of n_train = {min(train_sizes(exp))}")
     total = limits.get("n_total")
-    if total is not None and ds["n_train"] + ds["n_test"] > total:
+    if total is not None and sizes["n_train"] + ds["n_test"] > total:
         raise ConfigError(
-            f"{where}.dataset: n_train + n_test = {ds['n_train'] + ds['n_test']} exceeds the "
-            f"{total} samples that {ds['name']} provides"
+            f"{where}.dataset: n_train + n_test = {sizes['n_train'] + ds['n_test']} exceeds "
+            f"the {total} samples that {ds['name']} provides"
         )
     epochs = exp["training"]["epochs"]
     evals = exp["training"]["eval_epochs"]
@@ -155,13 +158,48 @@ class Run:
     weight_decay: float = 0.0
     dropout: float = 0.0
     batchnorm: bool = False
+    n_train: int | None = None  # a size of a sample-wise sweep; None: the single n_train
 
     @property
     def run_id(self) -> str:
-        return f"width~{self.width}_reg~{self.regularizer}_seed~{self.seed}"
+        return f"{_size_prefix(self.n_train)}width~{self.width}_reg~{self.regularizer}" \
+               f"_seed~{self.seed}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Without a sweep the dict, and so the group spec, is what it was before sweeps
+        # existed: Snakemake then sees unchanged params and retrains nothing.
+        d = asdict(self)
+        if self.n_train is None:
+            del d["n_train"]
+        return d
+
+
+def _size_prefix(n_train: int | None) -> str:
+    """What run and group ids start with in a sample-wise sweep; nothing otherwise."""
+    return "" if n_train is None else f"n~{n_train}_"
+
+
+def sweeps_sizes(exp: dict) -> bool:
+    """Whether `dataset.n_train` is a list of training-set sizes (sample-wise double descent)."""
+    return isinstance(exp["dataset"]["n_train"], list)
+
+
+def train_sizes(exp: dict) -> list[int]:
+    """The training-set sizes, ascending (one, where n_train is a number)."""
+    n_train = exp["dataset"]["n_train"]
+    return sorted(n_train) if isinstance(n_train, list) else [n_train]
+
+
+def dataset_spec(exp: dict) -> dict:
+    """What the prepared dataset is built from: in a sweep, the largest size.
+
+    One dataset per experiment, not one per size: the sizes are nested subsets of its
+    training samples (data.nested_subset, taken by each training job), so every size shares
+    the test set, the validation split and the noisy labels, and differs only in how many
+    training samples it fits. Separately built datasets would each draw their own test set
+    (MNIST-1D and digits split one generated pool by n_train) and their own noise.
+    """
+    return {**exp["dataset"], "n_train": max(train_sizes(exp))}
 
 
 def variants(exp: dict) -> dict[str, dict]:
@@ -187,9 +225,12 @@ def family(regularizer: str) -> str:
 
 
 def runs(exp: dict) -> list[Run]:
-    """All runs of an experiment, in a stable order (width, regularizer as listed, seed)."""
+    """All runs of an experiment, in a stable order (n_train, width, regularizer as listed,
+    seed)."""
+    sizes = train_sizes(exp) if sweeps_sizes(exp) else [None]
     return [
-        Run(width=w, regularizer=name, seed=s, **reg)
+        Run(width=w, regularizer=name, seed=s, n_train=n, **reg)
+        for n in sizes
         for w in sorted(exp["widths"])
         for name, reg in variants(exp).items()
         for s in exp["seeds"]
@@ -201,8 +242,10 @@ def has_grid(exp: dict) -> bool:
 
 
 def group_id(run: Run) -> str:
-    """Runs that share a network shape (width, layer structure) train together."""
-    return f"width~{run.width}_norm~{'batch' if run.batchnorm else 'none'}"
+    """Runs that share a training set and a network shape (width, layer structure) train
+    together; without a sweep the id names the shape only, as it did before sweeps."""
+    norm = "batch" if run.batchnorm else "none"
+    return f"{_size_prefix(run.n_train)}width~{run.width}_norm~{norm}"
 
 
 def groups(exp: dict) -> dict[str, list[Run]]:
@@ -217,15 +260,18 @@ def group_spec(name: str, exp: dict, gid: str) -> dict:
     """Exactly what a training job needs, so that unrelated config edits don't retrain it."""
     # Sorted, so that reordering regularizers or seeds in the YAML retrains nothing.
     members = sorted(groups(exp)[gid], key=lambda r: (r.regularizer, r.seed))
-    return {
+    spec = {
         "experiment": name,
         "group": gid,
-        "dataset": exp["dataset"],
+        "dataset": dataset_spec(exp),
         "model": exp["model"],
         "training": exp["training"],
         "width": members[0].width,
         "runs": [r.to_dict() for r in members],
     }
+    if sweeps_sizes(exp):  # the subset of the prepared dataset that this group fits
+        spec["n_train"] = members[0].n_train
+    return spec
 
 
 def eval_epochs(training: dict) -> list[int]:

@@ -93,9 +93,12 @@ def _log_x(ax, plain: bool = False) -> None:
         ax.xaxis.set_major_formatter(mticker.StrMethodFormatter("{x:g}"))
 
 
-def _noise_title(noise: float) -> str:
-    """A panel title naming the label-noise level, in percent."""
-    return f"label noise {100 * noise:.0f}%"
+def _condition_title(keys: list[str], values: tuple, varying: list[str]) -> list[str]:
+    """The parts of a panel title that name its label noise and training-set size, for
+    those that vary in the figure."""
+    named = {"label_noise": lambda v: f"label noise {100 * v:.0f}%",
+             "n_train": lambda v: f"n = {int(v)}"}
+    return [named[k](v) for k, v in zip(keys, values) if k in varying]
 
 
 def _legend(fig: plt.Figure, colors: dict) -> None:
@@ -131,19 +134,20 @@ def memorization(df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd",
 
 def _size_curves(df: pd.DataFrame, metrics: list[str], size: str, errorbar: str,
                  tol: float) -> plt.Figure:
-    """A panel per metric; with several label-noise levels, a row per metric and a column each."""
+    """A panel per metric; with several label-noise levels or training-set sizes, a row per
+    metric and a column per combination (never averaged: each has its own threshold)."""
     final = results.final_epoch(df)
-    levels = sorted(final["label_noise"].unique())
+    keys, varying = results.CONDITIONS, results.varying(final)
+    levels = results.conditions(final)
     colors = palette(final["regularizer"])
     with style():
         shape = (1, len(metrics)) if len(levels) == 1 else (len(metrics), len(levels))
         fig, axes = _subplots(*shape, sharex=True)
         axes = axes.reshape(len(metrics), len(levels))
-        for column, noise in zip(axes.T, levels):
-            at_noise = final[final["label_noise"] == noise]
-            _size_column(column, at_noise, metrics, size, errorbar, tol, colors)
-            if len(levels) > 1:
-                column[0].set_title(_noise_title(noise))
+        for column, (level, sub) in zip(axes.T, final.groupby(keys)):
+            _size_column(column, sub, metrics, size, errorbar, tol, colors)
+            if varying:
+                column[0].set_title(", ".join(_condition_title(keys, level, varying)))
         _legend(fig, colors)
         sns.despine(fig)
     return fig
@@ -195,21 +199,23 @@ def _mark_sample_size(axes, final: pd.DataFrame, size: str) -> None:
 # Epoch-wise figures (Nakkiran et al. 2019, Fig. 2): a panel per regularizer.
 
 
-def _facets(df: pd.DataFrame, **kw):
-    """A panel per regularizer (a row per label-noise level), and each panel's rows of `df`."""
-    levels, regs = sorted(df["label_noise"].unique()), list(df["regularizer"].unique())
+def _facets(df: pd.DataFrame, rows: list[str] = results.CONDITIONS, **kw):
+    """A panel per regularizer (a row per combination of `rows`), and each panel's rows of
+    `df`."""
+    levels, regs = results.conditions(df, rows), list(df["regularizer"].unique())
+    varying = results.varying(df, rows)
     fig, axes = _subplots(len(levels), len(regs), **kw)
     panels = []
-    for (noise, reg), sub in df.groupby(["label_noise", "regularizer"], sort=False):
-        ax = axes[levels.index(noise), regs.index(reg)]
-        ax.set_title(reg if len(levels) == 1 else f"{reg}, {_noise_title(noise)}")
+    for (*level, reg), sub in df.groupby([*rows, "regularizer"], sort=False):
+        ax = axes[levels.index(tuple(level)), regs.index(reg)]
+        ax.set_title(", ".join([reg, *_condition_title(rows, level, varying)]))
         panels.append((ax, sub))
     return fig, panels
 
 
 def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
     """Heatmaps of test error (mean over seeds) over model size x evaluation epoch."""
-    keys = ["label_noise", "regularizer", size, "epoch"]
+    keys = [*results.CONDITIONS, "regularizer", size, "epoch"]
     means = results.seed_stats(df[~df["diverged"]], "test_error", keys)
     with style():
         fig, panels = _facets(means)
@@ -242,9 +248,9 @@ def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figu
             lam = sub["weight_decay"].map("{:g}".format)
             sns.lineplot(data=sub, x=size, y="test_error", hue=lam, hue_order=order,
                          palette="crest", errorbar=None, lw=0.8, ax=ax)
+            panel = sub[["family", *results.CONDITIONS]].iloc[0]
             for (label, env), ls in zip(chosen.items(), ["-", "--"]):
-                best = env[(env["family"] == sub["family"].iloc[0])
-                           & (env["label_noise"] == sub["label_noise"].iloc[0])]
+                best = env[(env[panel.index] == panel).all(axis=1)]
                 if len(best):
                     ax.plot(best[size], best["test_error"], color="k", lw=1.8, ls=ls,
                             label=label)
@@ -290,6 +296,30 @@ def _epoch_widths(df: pd.DataFrame, tol: float) -> dict[str, int]:
     return dict(sorted(chosen.items(), key=lambda item: item[1]))
 
 
+# Sample-wise double descent (Nakkiran et al. 2019, Fig. 11): more data can hurt.
+
+
+def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
+    """Final test error against the training-set size, a line per width (at most six,
+    spread over the sweep), a panel per regularizer, band over seeds."""
+    final = results.sample_wise(df)
+    colors = palette(sorted(final["width"].unique()), "crest")  # light: narrow, dark: wide
+    with style():
+        fig, panels = _facets(final, rows=["label_noise"], sharey=True)
+        for ax, sub in panels:
+            sns.lineplot(data=sub, x="n_train", y="test_error", hue="width", palette=colors,
+                         errorbar=_errorbar(errorbar), seed=0, marker="o", markersize=3,
+                         markeredgewidth=0, legend=False, ax=ax)
+            _log_x(ax)
+            # Ticks at the swept sizes: a sweep may span less than a decade of the log axis.
+            sizes = sorted(sub["n_train"].unique())
+            ax.set_xticks(sizes, labels=_sparse(sizes))
+            ax.set(xlabel="training samples n", ylabel=Y_LABELS["test_error"])
+        _legend(fig, {f"h = {w}": c for w, c in colors.items()})
+        sns.despine(fig)
+    return fig
+
+
 FIGURES = {
     "model_wise": model_wise,
     "model_wise_loss": model_wise_loss,
@@ -297,6 +327,7 @@ FIGURES = {
     "epoch_wise": epoch_wise,
     "epoch_curves": epoch_curves,
     "optimal_regularization": optimal_regularization,
+    "sample_wise": sample_wise,
 }
 
 

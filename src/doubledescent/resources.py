@@ -24,23 +24,25 @@ def approx_params(width: int, depth: int) -> int:
     return (depth - 1) * width * width + 100 * width
 
 
-def train_seconds(exp: dict, width: int, n_runs: int) -> float:
-    """A pessimistic estimate of the seconds training `n_runs` runs of one width takes
-    (forward+backward = 6 FLOP per weight and sample)."""
-    flop = 6 * approx_params(width, exp["model"]["depth"]) * exp["dataset"]["n_train"]
+def train_seconds(exp: dict, width: int, n_runs: int, n_train: int | None = None) -> float:
+    """A pessimistic estimate of the seconds training `n_runs` runs of one width takes on
+    `n_train` samples (default: the experiment's single size); forward+backward = 6 FLOP
+    per weight and sample."""
+    n_train = exp["dataset"]["n_train"] if n_train is None else n_train
+    flop = 6 * approx_params(width, exp["model"]["depth"]) * n_train
     return flop * exp["training"]["epochs"] * n_runs / FLOP_PER_SECOND
 
 
-def train_runtime_min(exp: dict, width: int, n_runs: int) -> int:
+def train_runtime_min(exp: dict, width: int, n_runs: int, n_train: int | None = None) -> int:
     """Minutes to request for training `n_runs` runs of one width."""
-    return STARTUP_MIN + math.ceil(train_seconds(exp, width, n_runs) / 60)
+    return STARTUP_MIN + math.ceil(train_seconds(exp, width, n_runs, n_train) / 60)
 
 
-def train_priority(exp: dict, width: int, n_runs: int) -> float:
+def train_priority(exp: dict, width: int, n_runs: int, n_train: int | None = None) -> float:
     """Snakemake priority of a training job: its estimated cost, so the longest jobs start
     first and the short ones fill the gaps at the end, instead of one long job starting
     late and leaving the other cores idle while it finishes."""
-    return train_seconds(exp, width, n_runs)
+    return train_seconds(exp, width, n_runs, n_train)
 
 
 def train_mem_mb(exp: dict, width: int, n_runs: int, gpu: bool = False) -> int:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from doubledescent import checkpoint, models
 from doubledescent.config import Run, eval_epochs
-from doubledescent.data import Arrays
+from doubledescent.data import Arrays, nested_subset
 
 STREAMS = {"init": 0, "order": 1, "dropout": 2}
 
@@ -276,6 +276,8 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
     """
     dev = resolve_device(device)
     set_threads(dev, threads)
+    if "n_train" in spec:  # one size of a sample-wise sweep: its subset of the prepared data
+        arrays = nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
     runs = [Run(**r) for r in spec["runs"]]
     data = Tensors.from_arrays(arrays, dev, dtype)
     group = make_group(spec, runs, in_features(arrays), arrays.num_classes, dev, dtype)
@@ -305,6 +307,7 @@ def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -
                                runs[0].width, runs[0].batchnorm)
     return pd.DataFrame(rows).assign(
         experiment=spec["experiment"], dataset=spec["dataset"]["name"],
+        # The samples fitted: a sweep's size (the runs' n_train) less the validation split.
         model=spec["model"]["name"], n_params=n_params, n_train=len(arrays.y_train),
         num_classes=arrays.num_classes,
         label_noise=spec["dataset"]["label_noise"], group=spec["group"],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from doubledescent import config as ddconfig
 from doubledescent import resources as ddresources
-from doubledescent.cli import FIGURES, GRID_FIGURES
+from doubledescent.cli import FIGURES, GRID_FIGURES, SIZE_FIGURES
 
 RESULTS = "results"
 FIGURE_EXTENSIONS = [".pdf", ".png", ".svg"]
@@ -37,7 +37,7 @@ TRAIN_GPUS = int(CONFIG["device"] == "cuda")
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
-    group=r"width~\d+_norm~\w+",
+    group=r"(n~\d+_)?width~\d+_norm~\w+",
     figure="|".join(FIGURES),
 
 
@@ -47,7 +47,7 @@ def as_json(obj):
 
 
 def dataset_spec(wildcards):
-    return as_json(EXPERIMENTS[wildcards.experiment]["dataset"])
+    return as_json(ddconfig.dataset_spec(EXPERIMENTS[wildcards.experiment]))
 
 
 def group_spec(wildcards):
@@ -90,12 +90,13 @@ def _experiment_and_runs(wildcards):
 def train_runtime(wildcards, attempt):
     """Minutes for a training job; a retry after a timeout gets proportionally more."""
     exp, runs = _experiment_and_runs(wildcards)
-    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs))
+    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs),
+                                                   runs[0].n_train)
 
 
 def train_priority(wildcards):
     exp, runs = _experiment_and_runs(wildcards)
-    return ddresources.train_priority(exp, runs[0].width, len(runs))
+    return ddresources.train_priority(exp, runs[0].width, len(runs), runs[0].n_train)
 
 
 def train_mem_mb(wildcards, attempt):
@@ -120,9 +121,18 @@ def final_outputs():
         for figure in figures_of(exp)
         for ext in FIGURE_EXTENSIONS
     ]
-    return tables + figures
+    grid_tables = [
+        f"{RESULTS}/{experiment}/optimal_regularization{ext}"
+        for experiment, exp in EXPERIMENTS.items()
+        if ddconfig.has_grid(exp)
+        for ext in [".csv", ".tex"]
+    ]
+    return tables + figures + grid_tables
 
 
 def figures_of(exp):
-    """The figures an experiment gets: the grid figures only where it sweeps a grid."""
-    return [f for f in FIGURES if f not in GRID_FIGURES or ddconfig.has_grid(exp)]
+    """The figures an experiment gets: the grid figures only where it sweeps a grid, the
+    size figures only where it sweeps training-set sizes."""
+    needs = {**dict.fromkeys(GRID_FIGURES, ddconfig.has_grid(exp)),
+             **dict.fromkeys(SIZE_FIGURES, ddconfig.sweeps_sizes(exp))}
+    return [f for f in FIGURES if needs.get(f, True)]

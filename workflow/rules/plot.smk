@@ -50,3 +50,28 @@ rule summarize:
     shell:
         "python -m doubledescent summarize --metrics {input} --tol {params.tol}"
         " --out {output.csv} --tex {output.tex} > {log} 2>&1"
+
+
+rule optimal_regularization_table:
+    input:
+        rules.collect.output.parquet,
+    output:
+        csv=report(
+            f"{RESULTS}/{{experiment}}/optimal_regularization.csv",
+            caption="../report/caption.rst",
+            category="{experiment}",
+            subcategory="tables",
+        ),
+        tex=report(
+            f"{RESULTS}/{{experiment}}/optimal_regularization.tex",
+            caption="../report/caption.rst",
+            category="{experiment}",
+            subcategory="tables",
+        ),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/optimal_regularization.log",
+    conda:
+        "../envs/doubledescent.yaml"
+    shell:
+        "python -m doubledescent optimal --metrics {input} --out {output.csv}"
+        " --tex {output.tex} > {log} 2>&1"
