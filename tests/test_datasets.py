@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from doubledescent import cli, config, data, models, train
+from doubledescent import cli, config, data, train
 
 SCHEMA = Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 N_TRAIN_FILE, N_TEST_FILE = 20, 10  # samples in the tiny files written below
@@ -298,8 +298,8 @@ def test_mlp_trains_on_images():
     arrays = data.build(exp["dataset"])
     table = train.train_group(config.group_spec("e", exp, gid), arrays, device="cpu",
                               log=lambda _: None)
-    assert train.in_features(arrays) == 64
-    assert (table.n_params == models.mlp_n_params(64, 8, 1, 10)).all()
+    assert train.input_shape(exp, arrays) == (64,)
+    assert (table.n_params == 64 * 8 + 8 + 8 * 10 + 10).all()
     first, last = (table[table.epoch == e].iloc[0] for e in (1, 5))
     assert np.isfinite(last.train_loss) and last.train_loss < first.train_loss
     assert last.test_error < 0.5  # far better than chance (0.9): images reached the model

@@ -18,6 +18,13 @@ class ConfigError(ValueError):
     """A config problem, phrased as one line that names the offending key."""
 
 
+# The input each model family takes (the registry itself is doubledescent.models, which
+# needs torch; this stays importable where Snakemake parses the config): `vector` flattens
+# any dataset, `image` needs (C, H, W) images, `sequence` MNIST-1D's 1-D signals.
+MODEL_INPUTS = {"mlp": "vector", "cnn5": "image", "preact_resnet18": "image",
+                "mnist1d_cnn": "sequence"}
+
+
 def _with_defaults(validator_class):
     """A validator that fills `default:` values in as it validates, like Snakemake's."""
     validate_properties = validator_class.VALIDATORS["properties"]
