@@ -11,7 +11,7 @@ import jsonschema
 import numpy as np
 import yaml
 
-from doubledescent.data import dataset_size_limits
+from doubledescent.data import SOURCES, dataset_size_limits
 
 
 class ConfigError(ValueError):
@@ -102,12 +102,24 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"{where}.dataset: n_train + n_test = {ds['n_train'] + ds['n_test']} exceeds the "
             f"{total} samples that {ds['name']} provides"
         )
+    _check_model_fits_data(where, exp["model"]["name"], ds["name"])
     epochs = exp["training"]["epochs"]
     evals = exp["training"]["eval_epochs"]
     if isinstance(evals, list) and max(evals) > epochs:
         raise ConfigError(
             f"{where}.training.eval_epochs: epoch {max(evals)} is past the last epoch ({epochs})"
         )
+
+
+def _check_model_fits_data(where: str, model: str, dataset: str) -> None:
+    """Conv nets need the layout they convolve over: images, or MNIST-1D's signals."""
+    layout, images = MODEL_INPUTS[model], SOURCES[dataset].images
+    if layout == "image" and not images:
+        raise ConfigError(f"{where}.model.name: {model} needs image data, and {dataset} "
+                          "is not an image dataset")
+    if layout == "sequence" and images:
+        raise ConfigError(f"{where}.model.name: {model} takes 1-D signals (mnist1d), not "
+                          f"{dataset}'s images")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
