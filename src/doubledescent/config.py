@@ -103,6 +103,11 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"{total} samples that {ds['name']} provides"
         )
     _check_model_fits_data(where, exp["model"]["name"], ds["name"])
+    aug = exp["training"]["augment"]
+    if (aug["crop_padding"] or aug["hflip"]) and MODEL_INPUTS[exp["model"]["name"]] != "image":
+        image_models = ", ".join(m for m, kind in MODEL_INPUTS.items() if kind == "image")
+        raise ConfigError(f"{where}.training.augment: crops and flips need an image model "
+                          f"({image_models}), not {exp['model']['name']}")
     epochs = exp["training"]["epochs"]
     evals = exp["training"]["eval_epochs"]
     if isinstance(evals, list) and max(evals) > epochs:

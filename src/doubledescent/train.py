@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doubledescent import checkpoint, models
+from doubledescent import augment, checkpoint, models
 from doubledescent.config import Run, eval_epochs
 from doubledescent.data import Arrays
 
-STREAMS = {"init": 0, "order": 1, "dropout": 2}
+STREAMS = {"init": 0, "order": 1, "dropout": 2, "augment": 3}
 
 
 def generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
@@ -87,6 +87,7 @@ class Group:
     dropout: list[float]
     order_gens: list[torch.Generator]
     dropout_gens: list[torch.Generator]
+    augment_gens: list[torch.Generator]
     diverged_epoch: list[int | None] = field(default_factory=list)
     step: int = 0  # gradient steps taken, for the learning-rate schedule
 
@@ -133,6 +134,7 @@ def make_group(spec: dict, runs: list[Run], input_shape: tuple[int, ...], num_cl
         dropout=[r.dropout for r in runs],
         order_gens=[generator(r.seed, "order") for r in runs],
         dropout_gens=[generator(r.seed, "dropout", device) for r in runs],
+        augment_gens=[generator(r.seed, "augment", device) for r in runs],
         diverged_epoch=[None] * len(runs),
     )
 
@@ -211,9 +213,13 @@ def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
     group.model.train()
     n = data.x_train.shape[0]
     order = epoch_order(group, n, data.x_train.device)
+    augments = augment.enabled(group.training["augment"])
     for start in range(0, n, batch_size):
         idx = order[:, start:start + batch_size]
-        train_step(group, data.x_train[idx], data.y_train[idx])
+        xb = data.x_train[idx]
+        if augments:
+            xb = augment.augment(xb, group.augment_gens, group.training["augment"])
+        train_step(group, xb, data.y_train[idx])
 
 
 @torch.no_grad()
