@@ -8,6 +8,7 @@ makes the comparison between regularizers paired.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from doubledescent import augment, checkpoint, models
-from doubledescent.config import Run, eval_epochs
+from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
 from doubledescent.data import Arrays
 
 STREAMS = {"init": 0, "order": 1, "dropout": 2, "augment": 3}
@@ -90,6 +91,15 @@ class Group:
     augment_gens: list[torch.Generator]
     diverged_epoch: list[int | None] = field(default_factory=list)
     step: int = 0  # gradient steps taken, for the learning-rate schedule
+    bf16: bool = False  # forward passes of training under CUDA's bfloat16 autocast
+
+
+def uses_bf16(precision: str, model: str, device: torch.device) -> bool:
+    """`training.precision`: `auto` is bf16 autocast for the conv nets on CUDA (tensor cores;
+    the MLPs here are too small to gain), `fp32` never, `bf16` on CUDA; the CPU stays fp32."""
+    if device.type != "cuda" or precision == "fp32":
+        return False
+    return precision == "bf16" or MODEL_INPUTS[model] != "vector"
 
 
 def make_optimizer(params, training: dict) -> torch.optim.Optimizer:
@@ -136,6 +146,7 @@ def make_group(spec: dict, runs: list[Run], input_shape: tuple[int, ...], num_cl
         dropout_gens=[generator(r.seed, "dropout", device) for r in runs],
         augment_gens=[generator(r.seed, "augment", device) for r in runs],
         diverged_epoch=[None] * len(runs),
+        bf16=uses_bf16(tr["precision"], spec["model"]["name"], torch.device(device)),
     )
 
 
@@ -195,7 +206,10 @@ def apply_l2(group: Group, lr: float) -> None:
 def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     """One optimizer step for all runs at once."""
     batch = yb.shape[1]
-    logits = group.model(xb, dropout_masks(group, xb))
+    with (torch.autocast("cuda", dtype=torch.bfloat16) if group.bf16
+          else contextlib.nullcontext()):
+        logits = group.model(xb, dropout_masks(group, xb))
+    logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
     loss = sample_losses(logits, yb, group.training["loss"]).sum() / batch
     group.optimizer.zero_grad()
@@ -297,6 +311,8 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
     progress = checkpoint.resume(checkpoint_path, spec, group) if checkpoint_path else None
     if progress:
         log(f"resuming from the checkpoint at epoch {progress.epoch}")
+    if group.bf16:
+        log("training forward passes in bfloat16 autocast (training.precision)")
     progress = progress or checkpoint.Progress()
     start = time.perf_counter() - progress.elapsed
     for epoch in range(progress.epoch + 1, tr["epochs"] + 1):
