@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +10,9 @@ import pytest
 import yaml
 
 from doubledescent import cli, config, data, train
+from tests.dataset_files import N_TEST_FILE, N_TRAIN_FILE, write_cifar, write_mnist_like
 
 SCHEMA = Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-N_TRAIN_FILE, N_TEST_FILE = 20, 10  # samples in the tiny files written below
 
 
 def experiment(dataset: dict) -> dict:
@@ -31,57 +29,6 @@ def validated(**dataset) -> dict:
 
 def spec(**dataset) -> dict:
     return validated(**dataset)["dataset"]
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An uncompressed IDX file of unsigned bytes (type 0x08), as MNIST ships after gunzip."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def write_pickle(path: Path, obj) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f)
-
-
-def pool(n: int, shape: tuple, num_classes: int, seed: int):
-    """Random uint8 images and labels that cover every class."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(n, *shape), dtype=np.uint8), np.arange(n) % num_classes
-
-
-def write_mnist_like(root: Path, folder: str):
-    """MNIST's four raw IDX files under root/<folder>/raw/, where torchvision expects them."""
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    pools = {}
-    for split, n, seed in (("train", N_TRAIN_FILE, 0), ("t10k", N_TEST_FILE, 1)):
-        x, y = pool(n, (28, 28), 10, seed)
-        write_idx(raw / f"{split}-images-idx3-ubyte", x)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", y)
-        pools[split] = (x.reshape(n, -1), y)
-    return pools["train"], pools["t10k"]
-
-
-def write_cifar(root: Path, name: str):
-    """CIFAR's python pickles: rows of 3072 bytes (R, G, B planes), labels, and the meta file."""
-    if name == "cifar10":
-        folder, label_key, k = root / "cifar-10-batches-py", "labels", 10
-        train_files, test_file = [f"data_batch_{i}" for i in range(1, 6)], "test_batch"
-        meta = ("batches.meta", {"label_names": [f"c{i}" for i in range(k)]})
-    else:
-        folder, label_key, k = root / "cifar-100-python", "fine_labels", 100
-        train_files, test_file = ["train"], "test"
-        meta = ("meta", {"fine_label_names": [f"c{i}" for i in range(k)]})
-    folder.mkdir(parents=True)
-    x_train, y_train = pool(N_TRAIN_FILE, (3072,), k, 2)
-    x_test, y_test = pool(N_TEST_FILE, (3072,), k, 3)
-    for x, y, file in zip(np.array_split(x_train, len(train_files)),
-                          np.array_split(y_train, len(train_files)), train_files):
-        write_pickle(folder / file, {"data": x, label_key: y.tolist()})
-    write_pickle(folder / test_file, {"data": x_test, label_key: y_test.tolist()})
-    write_pickle(folder / meta[0], meta[1])
-    return (x_train, y_train), (x_test, y_test)
 
 
 FILE_DATASETS = {
