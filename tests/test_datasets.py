@@ -64,7 +64,7 @@ def test_files_in_real_formats_load_with_their_labels(name, tmp_path):
     (x_pool, y_pool), (x_pool_test, y_pool_test) = FILE_DATASETS[name](tmp_path)
     arrays = data.build(spec(name=name, root=str(tmp_path), n_train=12, n_test=5,
                              normalize=False))
-    assert arrays.x_train.shape == (12, *SHAPES[name])
+    assert arrays.x_train.shape == (12, *SHAPES[name]) == (12, *data.SOURCES[name].shape)
     assert arrays.x_test.shape == (5, *SHAPES[name])
     assert arrays.x_train.dtype == np.float32 and arrays.y_train.dtype == np.int64
     assert arrays.num_classes == (100 if name == "cifar100" else 10)
@@ -116,6 +116,7 @@ def test_mnist1d_stays_as_generated():
     args.num_samples, args.train_split, args.seed = 200, 0.5, 3
     arrays = data.build(spec(name="mnist1d", n_train=100, n_test=100, seed=3))
     np.testing.assert_allclose(arrays.x_train, make_dataset(args)["x"], rtol=1e-6)
+    assert arrays.x_train.shape[1:] == data.SOURCES["mnist1d"].shape
 
 
 def test_digits_split_is_disjoint_and_complete():
@@ -123,6 +124,7 @@ def test_digits_split_is_disjoint_and_complete():
 
     arrays = data.build(spec(name="digits", n_train=1500, n_test=297, normalize=False))
     assert arrays.x_train.shape == (1500, 1, 8, 8) and arrays.x_test.shape == (297, 1, 8, 8)
+    assert data.SOURCES["digits"].shape == (1, 8, 8)
     assert set(np.unique(arrays.y_train)) == set(range(10))
     loaded = np.concatenate([arrays.x_train, arrays.x_test]).reshape(1797, 64) * 16
     expected = load_digits().data

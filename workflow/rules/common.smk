@@ -90,7 +90,7 @@ def _experiment_and_runs(wildcards):
 def train_runtime(wildcards, attempt):
     """Minutes for a training job; a retry after a timeout gets proportionally more."""
     exp, runs = _experiment_and_runs(wildcards)
-    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs))
+    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs), gpu=TRAIN_GPUS)
 
 
 def train_mem_mb(wildcards, attempt):
