@@ -94,7 +94,7 @@ def task(kind: str, spec: dict, arrays: data.Arrays) -> tuple[str, int, float]:
 def training_flops(exp: dict, arrays: data.Arrays) -> float:
     """Multiply-adds x 2 of forward and backward (x3 of forward) over all runs and epochs."""
     per_sample = sum(
-        models.n_params(exp["model"], arrays.x_train.shape[1], arrays.num_classes, r.width,
+        models.n_params(exp["model"], arrays.x_train.shape[1:], arrays.num_classes, r.width,
                         False) for r in config.runs(exp))
     return 6.0 * per_sample * len(arrays.y_train) * exp["training"]["epochs"]
 

@@ -44,6 +44,8 @@ CONFIG_CASES = [
                  id="unknown-dataset"),
     pytest.param(tiny_with(f"{EXP}.model.name", "resnet"),
                  "config.experiments.tiny.model.name: 'resnet' is not one of", id="unknown-model"),
+    pytest.param(tiny_with(f"{EXP}.model.name", "cnn5"),
+                 "config.experiments.tiny.model.name: cnn5 needs image data", id="model-vs-data"),
     pytest.param(tiny_with(f"{EXP}.regularizers.l2", {"weight_decay": 0.1, "l1": 0.1}),
                  "config.experiments.tiny.regularizers.l2: 'l1' was unexpected",
                  id="unknown-regularizer-key"),

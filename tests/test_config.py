@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from doubledescent import config
+from doubledescent import config, models
 from tests.conftest import REPO, SCHEMA
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -85,3 +85,51 @@ def test_group_spec_holds_only_what_training_needs():
     # Adding a width does not change the spec of an existing group: no retraining.
     wider = {**exp, "widths": exp["widths"] + [400]}
     assert config.group_spec("mnist1d_mlp", wider, "width~47_norm~none") == spec
+
+
+def test_mlp_only_settings_do_not_retrain_a_conv_net():
+    raw = {**DEFAULT["experiments"]["mnist1d_mlp"], "model": {"name": "mnist1d_cnn"}}
+    exp = config.validate({"experiments": {"e": raw}}, SCHEMA)["experiments"]["e"]
+    gid = next(iter(config.groups(exp)))
+    spec = config.group_spec("e", exp, gid)
+    deeper = {**exp, "model": {**exp["model"], "depth": 5,
+                               "batchnorm_position": "after_activation"}}
+    assert config.group_spec("e", deeper, gid) == spec
+    # The MLP's depth is its layer structure: changing it must retrain.
+    mlp = config.validate(DEFAULT, SCHEMA)["experiments"]["mnist1d_mlp"]
+    mlp_gid = next(iter(config.groups(mlp)))
+    deeper_mlp = {**mlp, "model": {**mlp["model"], "depth": 5}}
+    assert config.group_spec("m", deeper_mlp, mlp_gid) != config.group_spec("m", mlp, mlp_gid)
+
+
+def test_schema_lists_exactly_the_model_registry():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    names = set(schema["$defs"]["model"]["properties"]["name"]["enum"])
+    assert names == set(models.MODELS) == set(config.MODEL_INPUTS)
+
+
+@pytest.mark.parametrize("model,dataset,message", [
+    ("cnn5", "mnist1d", "model.name: cnn5 needs image data, and mnist1d is not an image"),
+    ("preact_resnet18", "mnist1d", "model.name: preact_resnet18 needs image data"),
+    ("mnist1d_cnn", "cifar10", "model.name: mnist1d_cnn takes 1-D signals (mnist1d), not "
+                               "cifar10's images"),
+    ("mnist1d_cnn", "digits", "model.name: mnist1d_cnn takes 1-D signals"),
+])
+def test_model_that_cannot_take_the_dataset(model, dataset, message):
+    cfg = default_with("model", {"name": model})
+    cfg["experiments"]["mnist1d_mlp"]["dataset"] = {"name": dataset, "n_train": 100,
+                                                    "n_test": 100}
+    with pytest.raises(config.ConfigError) as e:
+        config.validate(cfg, SCHEMA)
+    assert str(e.value).startswith("config.experiments.mnist1d_mlp.model.name: ")
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("model,dataset", [("mlp", "cifar10"), ("cnn5", "digits"),
+                                           ("preact_resnet18", "cifar100"),
+                                           ("mnist1d_cnn", "mnist1d")])
+def test_model_that_takes_the_dataset(model, dataset):
+    cfg = default_with("model", {"name": model})
+    cfg["experiments"]["mnist1d_mlp"]["dataset"] = {"name": dataset, "n_train": 100,
+                                                    "n_test": 100}
+    config.validate(cfg, SCHEMA)

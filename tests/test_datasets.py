@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from doubledescent import cli, config, data, models, train
+from doubledescent import cli, config, data, train
+from tests.dataset_files import N_TEST_FILE, N_TRAIN_FILE, write_cifar, write_mnist_like
 
 SCHEMA = Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-N_TRAIN_FILE, N_TEST_FILE = 20, 10  # samples in the tiny files written below
 
 
 def experiment(dataset: dict) -> dict:
@@ -31,57 +29,6 @@ def validated(**dataset) -> dict:
 
 def spec(**dataset) -> dict:
     return validated(**dataset)["dataset"]
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An uncompressed IDX file of unsigned bytes (type 0x08), as MNIST ships after gunzip."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def write_pickle(path: Path, obj) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f)
-
-
-def pool(n: int, shape: tuple, num_classes: int, seed: int):
-    """Random uint8 images and labels that cover every class."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(n, *shape), dtype=np.uint8), np.arange(n) % num_classes
-
-
-def write_mnist_like(root: Path, folder: str):
-    """MNIST's four raw IDX files under root/<folder>/raw/, where torchvision expects them."""
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    pools = {}
-    for split, n, seed in (("train", N_TRAIN_FILE, 0), ("t10k", N_TEST_FILE, 1)):
-        x, y = pool(n, (28, 28), 10, seed)
-        write_idx(raw / f"{split}-images-idx3-ubyte", x)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", y)
-        pools[split] = (x.reshape(n, -1), y)
-    return pools["train"], pools["t10k"]
-
-
-def write_cifar(root: Path, name: str):
-    """CIFAR's python pickles: rows of 3072 bytes (R, G, B planes), labels, and the meta file."""
-    if name == "cifar10":
-        folder, label_key, k = root / "cifar-10-batches-py", "labels", 10
-        train_files, test_file = [f"data_batch_{i}" for i in range(1, 6)], "test_batch"
-        meta = ("batches.meta", {"label_names": [f"c{i}" for i in range(k)]})
-    else:
-        folder, label_key, k = root / "cifar-100-python", "fine_labels", 100
-        train_files, test_file = ["train"], "test"
-        meta = ("meta", {"fine_label_names": [f"c{i}" for i in range(k)]})
-    folder.mkdir(parents=True)
-    x_train, y_train = pool(N_TRAIN_FILE, (3072,), k, 2)
-    x_test, y_test = pool(N_TEST_FILE, (3072,), k, 3)
-    for x, y, file in zip(np.array_split(x_train, len(train_files)),
-                          np.array_split(y_train, len(train_files)), train_files):
-        write_pickle(folder / file, {"data": x, label_key: y.tolist()})
-    write_pickle(folder / test_file, {"data": x_test, label_key: y_test.tolist()})
-    write_pickle(folder / meta[0], meta[1])
-    return (x_train, y_train), (x_test, y_test)
 
 
 FILE_DATASETS = {
@@ -117,7 +64,7 @@ def test_files_in_real_formats_load_with_their_labels(name, tmp_path):
     (x_pool, y_pool), (x_pool_test, y_pool_test) = FILE_DATASETS[name](tmp_path)
     arrays = data.build(spec(name=name, root=str(tmp_path), n_train=12, n_test=5,
                              normalize=False))
-    assert arrays.x_train.shape == (12, *SHAPES[name])
+    assert arrays.x_train.shape == (12, *SHAPES[name]) == (12, *data.SOURCES[name].shape)
     assert arrays.x_test.shape == (5, *SHAPES[name])
     assert arrays.x_train.dtype == np.float32 and arrays.y_train.dtype == np.int64
     assert arrays.num_classes == (100 if name == "cifar100" else 10)
@@ -169,6 +116,7 @@ def test_mnist1d_stays_as_generated():
     args.num_samples, args.train_split, args.seed = 200, 0.5, 3
     arrays = data.build(spec(name="mnist1d", n_train=100, n_test=100, seed=3))
     np.testing.assert_allclose(arrays.x_train, make_dataset(args)["x"], rtol=1e-6)
+    assert arrays.x_train.shape[1:] == data.SOURCES["mnist1d"].shape
 
 
 def test_digits_split_is_disjoint_and_complete():
@@ -176,6 +124,7 @@ def test_digits_split_is_disjoint_and_complete():
 
     arrays = data.build(spec(name="digits", n_train=1500, n_test=297, normalize=False))
     assert arrays.x_train.shape == (1500, 1, 8, 8) and arrays.x_test.shape == (297, 1, 8, 8)
+    assert data.SOURCES["digits"].shape == (1, 8, 8)
     assert set(np.unique(arrays.y_train)) == set(range(10))
     loaded = np.concatenate([arrays.x_train, arrays.x_test]).reshape(1797, 64) * 16
     expected = load_digits().data
@@ -298,8 +247,8 @@ def test_mlp_trains_on_images():
     arrays = data.build(exp["dataset"])
     table = train.train_group(config.group_spec("e", exp, gid), arrays, device="cpu",
                               log=lambda _: None)
-    assert train.in_features(arrays) == 64
-    assert (table.n_params == models.mlp_n_params(64, 8, 1, 10)).all()
+    assert train.input_shape(exp, arrays) == (64,)
+    assert (table.n_params == 64 * 8 + 8 + 8 * 10 + 10).all()
     first, last = (table[table.epoch == e].iloc[0] for e in (1, 5))
     assert np.isfinite(last.train_loss) and last.train_loss < first.train_loss
     assert last.test_error < 0.5  # far better than chance (0.9): images reached the model

@@ -2,42 +2,46 @@ import pytest
 import torch
 
 from doubledescent import models
+from doubledescent.models.layers import StackedBatchNorm
+from doubledescent.models.mlp import StackedMLP
+
+MLP = {"name": "mlp", "depth": 2, "batchnorm_position": "before_activation"}
 
 
 @pytest.mark.parametrize("h", [2, 16, 47, 300])
 def test_param_count_matches_formula_and_module(h):
-    assert models.mlp_n_params(40, h, 2, 10) == h * h + 52 * h + 10
-    net = models.StackedMLP(3, 40, h, 2, 10)
+    assert models.n_params(MLP, (40,), 10, h, False) == h * h + 52 * h + 10
+    net = StackedMLP(3, 40, h, 2, 10)
     counted = sum(p.numel() for p in net.parameters()) // 3
     assert counted == h * h + 52 * h + 10
 
 
 def test_batchnorm_only_in_batchnorm_variant():
-    plain = models.StackedMLP(2, 40, 8, 2, 10, batchnorm=False)
-    normed = models.StackedMLP(2, 40, 8, 2, 10, batchnorm=True)
-    assert not any(isinstance(m, models.StackedBatchNorm) for m in plain.modules())
-    assert sum(isinstance(m, models.StackedBatchNorm) for m in normed.modules()) == 2
+    plain = StackedMLP(2, 40, 8, 2, 10, batchnorm=False)
+    normed = StackedMLP(2, 40, 8, 2, 10, batchnorm=True)
+    assert not any(isinstance(m, StackedBatchNorm) for m in plain.modules())
+    assert sum(isinstance(m, StackedBatchNorm) for m in normed.modules()) == 2
     extra = sum(p.numel() for p in normed.parameters()) - sum(
         p.numel() for p in plain.parameters())
     assert extra == 2 * 2 * 8 * 2  # runs x layers x width x (scale, shift)
-    assert models.mlp_n_params(40, 8, 2, 10, batchnorm=True) == 8 * 8 + 52 * 8 + 10 + 32
+    assert models.n_params(MLP, (40,), 10, 8, True) == 8 * 8 + 52 * 8 + 10 + 32
 
 
 def test_init_is_per_run_and_within_linear_bounds():
-    net = models.StackedMLP(2, 40, 64, 2, 10)
+    net = StackedMLP(2, 40, 64, 2, 10)
     net.init_run(0, torch.Generator().manual_seed(1))
     net.init_run(1, torch.Generator().manual_seed(2))
     w = net.weights[0]
     assert w.abs().max() <= 1 / 40**0.5
     assert w[0].abs().max() > 0.9 / 40**0.5  # uses the whole range
     assert not torch.equal(w[0], w[1])
-    again = models.StackedMLP(1, 40, 64, 2, 10)
+    again = StackedMLP(1, 40, 64, 2, 10)
     again.init_run(0, torch.Generator().manual_seed(1))
     assert torch.equal(again.weights[0][0], w[0])
 
 
 def test_shared_input_broadcasts_to_all_runs():
-    net = models.StackedMLP(3, 40, 8, 2, 10)
+    net = StackedMLP(3, 40, 8, 2, 10)
     for i in range(3):
         net.init_run(i, torch.Generator().manual_seed(i))
     x = torch.randn(5, 40)

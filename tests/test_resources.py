@@ -1,8 +1,14 @@
 """Resource requests for training jobs grow with the work and cover what was measured."""
 
+import math
+
+import pytest
+import torch
 import yaml
+from torch import nn
 
 from doubledescent import config, resources
+from tests import test_conv_models
 from tests.conftest import REPO, SCHEMA
 
 DEFAULT = config.validate(yaml.safe_load((REPO / "config.yaml").read_text()), SCHEMA)
@@ -28,3 +34,61 @@ def test_priority_orders_jobs_by_cost():
     # Longest first: a wider group, or one with more runs, starts before a cheaper one.
     p = {(w, n): resources.train_priority(EXP, w, n) for w in (2, 47, 300) for n in (3, 9)}
     assert p[300, 9] > p[300, 3] > p[47, 9] > p[47, 3] > p[2, 9] >= p[2, 3] >= 0
+
+
+def test_a_sample_wise_sweep_is_costed_per_size_and_holds_its_largest_set():
+    sizes = {**EXP, "dataset": {**EXP["dataset"], "n_train": [1000, 4000]}}
+    largest = {**EXP, "dataset": {**EXP["dataset"], "n_train": 4000}}
+    assert resources.train_seconds(sizes, 300, 9, 1000) == pytest.approx(
+        resources.train_seconds(largest, 300, 9) / 4)
+    assert resources.train_seconds(sizes, 300, 9) == resources.train_seconds(largest, 300, 9)
+    assert resources.train_mem_mb(sizes, 300, 9) == resources.train_mem_mb(largest, 300, 9)
+
+
+def conv_experiment(model: str, dataset: str, epochs: int = 100) -> dict:
+    exp = {"dataset": {"name": dataset, "n_train": 50000, "n_test": 10000},
+           "model": {"name": model}, "widths": [8], "regularizers": {"none": {}}, "seeds": [0],
+           "training": {"batch_size": 128, "epochs": epochs}}
+    return config.validate({"experiments": {"e": exp}}, SCHEMA)["experiments"]["e"]
+
+
+def counted_conv_macs(module, shape) -> int:
+    """Multiply-adds of a plain module's convolutions on one sample, counted with hooks."""
+    total = []
+
+    def hook(conv, inputs, out):
+        total.append(out[0].numel() * conv.in_channels * math.prod(conv.kernel_size))
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    module.eval()
+    module(torch.zeros(1, *shape), lambda h: h)
+    for h in handles:
+        h.remove()
+    return sum(total)
+
+
+@pytest.mark.parametrize("model,dataset,shape", [
+    ("cnn5", "cifar10", (3, 32, 32)), ("cnn5", "mnist", (1, 28, 28)),
+    ("preact_resnet18", "cifar10", (3, 32, 32)), ("mnist1d_cnn", "mnist1d", (1, 40)),
+])
+@pytest.mark.parametrize("width", [1, 5, 16])
+def test_conv_macs_match_a_count_on_the_plain_module(model, dataset, shape, width):
+    ref = (test_conv_models.RefCNN5(shape[0], width, 10, batchnorm=False) if model == "cnn5"
+           else test_conv_models.reference(model, width, batchnorm=False))
+    expected = counted_conv_macs(ref, shape)
+    assert resources.forward_macs(conv_experiment(model, dataset), width) == expected
+
+
+def test_gpu_runtime_of_a_resnet_is_hours_and_covers_its_flops():
+    exp = conv_experiment("preact_resnet18", "cifar10", epochs=4000)
+    minutes = resources.train_runtime_min(exp, 64, 1, gpu=True)
+    # The standard ResNet18 on CIFAR-10: ~0.56 GMAC forward per image.
+    assert minutes * 60 >= 6 * 0.55e9 * 50000 * 4000 / resources.GPU_FLOP_PER_SECOND
+    assert resources.train_runtime_min(exp, 8, 1, gpu=True) < minutes
+
+
+def test_memory_holds_the_dataset():
+    exp = conv_experiment("cnn5", "cifar10")
+    floats = 60000 * 3072
+    assert resources.train_mem_mb(exp, 2, 1, gpu=True) >= resources.BASE_MEM_MB + 4 * floats / 1e6

@@ -8,10 +8,12 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 import torch
 
 from doubledescent import checkpoint, config, data, train
 from tests.conftest import SCHEMA
+from tests.test_conv_models import image_data
 
 METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
 
@@ -68,7 +70,43 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
 def test_checkpoint_of_another_spec_is_ignored(tmp_path, small_data):
     other = spec()
     other["training"]["lr"] = 0.01
-    group = train.make_group(other, [config.Run(**r) for r in other["runs"]], 40, 10, "cpu")
+    group = train.make_group(other, [config.Run(**r) for r in other["runs"]], (40,), 10, "cpu")
     checkpoint.save(tmp_path / "c.pt", other, group, checkpoint.Progress(epoch=5))
     assert checkpoint.resume(tmp_path / "c.pt", spec(), group) is None
     assert checkpoint.resume(tmp_path / "c.pt", other, group).epoch == 5
+
+
+def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkeypatch):
+    """A conv group with batchnorm, dropout and augmentation: every stream and statistic
+    that the next epoch depends on comes back from the checkpoint."""
+    exp = config.validate({"experiments": {"c": {
+        "dataset": {"name": "cifar10", "n_train": 48, "n_test": 8}, "model": {"name": "cnn5"},
+        "widths": [2], "regularizers": {"bn": {"batchnorm": True, "dropout": 0.2,
+                                               "weight_decay": 0.01}},
+        "seeds": [0, 1],
+        "training": {"optimizer": "adam", "lr": 1e-3, "batch_size": 16, "epochs": 4,
+                     "eval_epochs": [1, 2, 3, 4], "augment": {"crop_padding": 2, "hflip": True},
+                     "schedule": "inverse_sqrt", "schedule_steps": 2}}}}, SCHEMA)
+    spec = config.group_spec("c", exp["experiments"]["c"], "width~2_norm~batch")
+    arrays = image_data("cnn5")
+    whole = train.train_group(spec, arrays, device="cpu", log=lambda s: None)
+
+    real_epoch, calls = train.train_epoch, []
+
+    def crash_in_third_epoch(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_epoch(*args)
+
+    monkeypatch.setattr(train, "train_epoch", crash_in_third_epoch)
+    ckpt = tmp_path / "c.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train.train_group(spec, arrays, device="cpu", log=lambda s: None,
+                          checkpoint_path=ckpt, checkpoint_every=1)
+    monkeypatch.setattr(train, "train_epoch", real_epoch)
+    lines = []
+    resumed = train.train_group(spec, arrays, device="cpu", log=lines.append,
+                                checkpoint_path=ckpt, checkpoint_every=1)
+    assert lines[0] == "resuming from the checkpoint at epoch 2"
+    pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS])

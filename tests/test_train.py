@@ -67,13 +67,14 @@ def reference_from(group: train.Group, i: int) -> Reference:
     return ref
 
 
-def reference_decayed(ref: Reference, tr: dict) -> list[nn.Parameter]:
+def reference_decayed(ref: nn.Module, tr: dict) -> list[nn.Parameter]:
+    """What L2 shrinks in a plain module: every parameter, or the linear and conv weights."""
     if tr["decay"] == "all":
         return list(ref.parameters())
-    return [lin.weight for lin in ref.linears]
+    return [m.weight for m in ref.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
 
 
-def reference_optimizer(ref: Reference, run: Run, tr: dict) -> torch.optim.Optimizer:
+def reference_optimizer(ref: nn.Module, run: Run, tr: dict) -> torch.optim.Optimizer:
     """torch.optim's own optimizer for one run, with its own weight decay where it has one."""
     decay = reference_decayed(ref, tr)
     rest = [p for p in ref.parameters() if all(p is not d for d in decay)]
@@ -87,7 +88,7 @@ def reference_optimizer(ref: Reference, run: Run, tr: dict) -> torch.optim.Optim
     return adam(groups, lr=tr["lr"], betas=tuple(tr["adam_betas"]), eps=tr["adam_eps"])
 
 
-def reference_loss(ref: Reference, run: Run, out, y, tr: dict):
+def reference_loss(ref: nn.Module, run: Run, out, y, tr: dict):
     """The run's minibatch loss, written out independently of the trainer's."""
     if tr["loss"] == "mse":
         loss = ((out - torch.eye(out.shape[1], dtype=out.dtype)[y]) ** 2).sum(1).mean()
@@ -124,7 +125,7 @@ def train_reference(ref: Reference, run: Run, x, y, tr: dict) -> None:
 def stacked_group(exp, small_data, gid):
     runs = config.groups(exp)[gid]
     spec = config.group_spec("t", exp, gid)
-    group = train.make_group(spec, runs, 40, 10, "cpu", torch.float64)
+    group = train.make_group(spec, runs, (40,), 10, "cpu", torch.float64)
     data = train.Tensors.from_arrays(small_data, "cpu", torch.float64)
     return group, data, spec
 
@@ -185,15 +186,14 @@ def test_dropout_active_in_training_and_off_in_evaluation(small_data):
     exp = experiment({"dropout": {"dropout": 0.5}}, seeds=(0,))
     group, data, _ = stacked_group(exp, small_data, "width~12_norm~none")
     x = data.x_train[:16].expand(1, 16, 40)
-    masks_a = train.dropout_masks(group, 16, 12, 2, x)
-    masks_b = train.dropout_masks(group, 16, 12, 2, x)
-    assert 0.3 < float((masks_a[0] == 0).double().mean()) < 0.7
+    mask = train.dropout_masks(group, x)
+    assert 0.3 < float((mask((16, 12)) == 0).double().mean()) < 0.7
     group.model.train()
-    assert not torch.allclose(group.model(x, masks_a), group.model(x, masks_b))
+    assert not torch.allclose(group.model(x, mask), group.model(x, mask))
     # Evaluation takes no masks and is deterministic.
     torch.testing.assert_close(train.predict(group.model, data.x_test),
                                train.predict(group.model, data.x_test))
-    assert train.dropout_masks(experiment_group_without_dropout(small_data), 16, 12, 2, x) is None
+    assert train.dropout_masks(experiment_group_without_dropout(small_data), x) is None
 
 
 def experiment_group_without_dropout(small_data):

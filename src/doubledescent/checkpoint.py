@@ -17,6 +17,9 @@ import torch
 
 from doubledescent.io import atomic_path
 
+# The group's random streams that advance during training (init is used up at the start).
+GENERATORS = ("order_gens", "dropout_gens", "augment_gens")
+
 
 @dataclass
 class Progress:
@@ -36,8 +39,7 @@ def save(path: str | Path, spec: dict, group, progress: Progress) -> None:
         "spec": _tag(spec),
         "model": group.model.state_dict(),
         "optimizer": group.optimizer.state_dict(),
-        "order_gens": [g.get_state() for g in group.order_gens],
-        "dropout_gens": [g.get_state() for g in group.dropout_gens],
+        **{name: [g.get_state() for g in getattr(group, name)] for name in GENERATORS},
         "diverged_epoch": group.diverged_epoch,
         "step": group.step,
         "progress": vars(progress),
@@ -56,9 +58,9 @@ def resume(path: str | Path, spec: dict, group) -> Progress | None:
         return None
     group.model.load_state_dict(state["model"])
     group.optimizer.load_state_dict(state["optimizer"])
-    for g, s in zip(group.order_gens + group.dropout_gens,
-                    state["order_gens"] + state["dropout_gens"]):
-        g.set_state(s)
+    for name in GENERATORS:
+        for g, s in zip(getattr(group, name), state[name]):
+            g.set_state(s)
     group.diverged_epoch = state["diverged_epoch"]
     group.step = state["step"]
     return Progress(**state["progress"])

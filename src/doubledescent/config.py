@@ -11,11 +11,18 @@ import jsonschema
 import numpy as np
 import yaml
 
-from doubledescent.data import dataset_size_limits
+from doubledescent.data import SOURCES, dataset_size_limits
 
 
 class ConfigError(ValueError):
     """A config problem, phrased as one line that names the offending key."""
+
+
+# The input each model family takes (the registry itself is doubledescent.models, which
+# needs torch; this stays importable where Snakemake parses the config): `vector` flattens
+# any dataset, `image` needs (C, H, W) images, `sequence` MNIST-1D's 1-D signals.
+MODEL_INPUTS = {"mlp": "vector", "cnn5": "image", "preact_resnet18": "image",
+                "mnist1d_cnn": "sequence"}
 
 
 def _with_defaults(validator_class):
@@ -98,12 +105,29 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"{where}.dataset: n_train + n_test = {sizes['n_train'] + ds['n_test']} exceeds "
             f"the {total} samples that {ds['name']} provides"
         )
+    _check_model_fits_data(where, exp["model"]["name"], ds["name"])
+    aug = exp["training"]["augment"]
+    if (aug["crop_padding"] or aug["hflip"]) and MODEL_INPUTS[exp["model"]["name"]] != "image":
+        image_models = ", ".join(m for m, kind in MODEL_INPUTS.items() if kind == "image")
+        raise ConfigError(f"{where}.training.augment: crops and flips need an image model "
+                          f"({image_models}), not {exp['model']['name']}")
     epochs = exp["training"]["epochs"]
     evals = exp["training"]["eval_epochs"]
     if isinstance(evals, list) and max(evals) > epochs:
         raise ConfigError(
             f"{where}.training.eval_epochs: epoch {max(evals)} is past the last epoch ({epochs})"
         )
+
+
+def _check_model_fits_data(where: str, model: str, dataset: str) -> None:
+    """Conv nets need the layout they convolve over: images, or MNIST-1D's signals."""
+    layout, images = MODEL_INPUTS[model], SOURCES[dataset].images
+    if layout == "image" and not images:
+        raise ConfigError(f"{where}.model.name: {model} needs image data, and {dataset} "
+                          "is not an image dataset")
+    if layout == "sequence" and images:
+        raise ConfigError(f"{where}.model.name: {model} takes 1-D signals (mnist1d), not "
+                          f"{dataset}'s images")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -256,6 +280,17 @@ def groups(exp: dict) -> dict[str, list[Run]]:
     return out
 
 
+MLP_ONLY_KEYS = ("depth", "batchnorm_position")  # the conv nets have a fixed layer structure
+
+
+def model_spec(model: dict) -> dict:
+    """The `model` section as its family reads it: defaults that only the MLP uses are left
+    out of a conv net's spec, so editing them does not retrain it."""
+    if model["name"] == "mlp":
+        return model
+    return {k: v for k, v in model.items() if k not in MLP_ONLY_KEYS}
+
+
 def group_spec(name: str, exp: dict, gid: str) -> dict:
     """Exactly what a training job needs, so that unrelated config edits don't retrain it."""
     # Sorted, so that reordering regularizers or seeds in the YAML retrains nothing.
@@ -264,7 +299,7 @@ def group_spec(name: str, exp: dict, gid: str) -> dict:
         "experiment": name,
         "group": gid,
         "dataset": dataset_spec(exp),
-        "model": exp["model"],
+        "model": model_spec(exp["model"]),
         "training": exp["training"],
         "width": members[0].width,
         "runs": [r.to_dict() for r in members],

@@ -44,10 +44,15 @@ class Source:
 
     load: Callable[[dict], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     num_classes: int
+    shape: tuple[int, ...]  # of one sample: (C, H, W) for images
     max_train: int | None = None  # None: generated, any size
     max_test: int | None = None
     max_total: int | None = None  # one pool that n_train + n_test share (digits)
-    images: bool = False  # inputs (N, C, H, W), standardized per channel if `normalize`
+
+    @property
+    def images(self) -> bool:
+        """Inputs (N, C, H, W), standardized per channel if `normalize`."""
+        return len(self.shape) == 3
 
 
 # Independent random streams per dataset seed; noise keeps stream 1 so that existing
@@ -179,16 +184,16 @@ def _load_cifar_like(class_name: str, spec: dict):
 
 # The one place to add a dataset (and its name to the schema's `dataset.name` enum).
 SOURCES: dict[str, Source] = {
-    "mnist1d": Source(load=_load_mnist1d, num_classes=10),
-    "digits": Source(load=_load_digits, num_classes=10, max_total=1797, images=True),
+    "mnist1d": Source(load=_load_mnist1d, num_classes=10, shape=(40,)),
+    "digits": Source(load=_load_digits, num_classes=10, shape=(1, 8, 8), max_total=1797),
     "mnist": Source(load=partial(_load_mnist_like, "MNIST"), num_classes=10,
-                    max_train=60000, max_test=10000, images=True),
+                    shape=(1, 28, 28), max_train=60000, max_test=10000),
     "fashion_mnist": Source(load=partial(_load_mnist_like, "FashionMNIST"), num_classes=10,
-                            max_train=60000, max_test=10000, images=True),
+                            shape=(1, 28, 28), max_train=60000, max_test=10000),
     "cifar10": Source(load=partial(_load_cifar_like, "CIFAR10"), num_classes=10,
-                      max_train=50000, max_test=10000, images=True),
+                      shape=(3, 32, 32), max_train=50000, max_test=10000),
     "cifar100": Source(load=partial(_load_cifar_like, "CIFAR100"), num_classes=100,
-                       max_train=50000, max_test=10000, images=True),
+                       shape=(3, 32, 32), max_train=50000, max_test=10000),
 }
 
 

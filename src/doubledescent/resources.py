@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+from doubledescent.config import train_sizes
+from doubledescent.data import SOURCES
+
 # One torch thread sustained ~12 GFLOP/s on these shapes (2-core x86 VM, width 300, 9 runs);
 # assume 4, for slower cluster cores, evaluation passes and per-step overhead.
 FLOP_PER_SECOND = 4e9
@@ -17,6 +20,10 @@ BASE_MEM_MB = 1000  # measured ~830 MB peak for torch plus MNIST-1D at width 2
 # Host memory of a CUDA context with cuBLAS/cuDNN loaded; a usual figure, not measured here.
 CUDA_HOST_MEM_MB = 2000
 EVAL_CHUNK = 4096  # rows per evaluation forward pass (train.predict's default)
+# A GPU: grouped convolutions of small widths reach a small fraction of an H100's peak, so
+# assume 10 TFLOP/s and 10 ms per step (kernel launches of every layer, forward and backward).
+GPU_FLOP_PER_SECOND = 1e13
+GPU_STEP_SECONDS = 0.01
 
 
 def approx_params(width: int, depth: int) -> int:
@@ -24,29 +31,70 @@ def approx_params(width: int, depth: int) -> int:
     return (depth - 1) * width * width + 100 * width
 
 
-def train_seconds(exp: dict, width: int, n_runs: int, n_train: int | None = None) -> float:
+def forward_macs(exp: dict, width: int) -> int:
+    """Multiply-adds of one run's forward pass on one sample: a weight's for the MLP, a
+    convolution's weights times its output positions for the conv nets (biases, BN, pooling
+    and the linear head left out)."""
+    model, shape = exp["model"]["name"], SOURCES[exp["dataset"]["name"]].shape
+    if model == "mlp":
+        return approx_params(width, exp["model"]["depth"])
+    if model == "mnist1d_cnn":  # lengths after convs of kernel 5, 3, 3, stride 2, padding 1
+        l1 = (shape[0] - 3) // 2 + 1
+        l2 = (l1 - 1) // 2 + 1
+        l3 = (l2 - 1) // 2 + 1
+        return l1 * 5 * width + (l2 + l3) * 3 * width * width
+    channels, pixels = shape[0], math.prod(shape[1:])
+    # cnn5: 9 (2c^2 at full size, 8c^2 at 1/4, 32c^2 at 1/16) = 54 c^2 per pixel.
+    # ResNet18: stage 1 4 x 9 k^2; stages 2-4 each (9 x 2 + 27 x 4 + 2) k^2 / 4 per doubling
+    # of channels and halving of size = 32 k^2; 36 + 3 x 32 = 132 k^2 per pixel.
+    per_pixel = {"cnn5": 54, "preact_resnet18": 132}[model]
+    return pixels * (9 * channels * width + per_pixel * width * width)
+
+
+def train_seconds(exp: dict, width: int, n_runs: int, n_train: int | None = None,
+                  gpu: bool = False) -> float:
     """A pessimistic estimate of the seconds training `n_runs` runs of one width takes on
-    `n_train` samples (default: the experiment's single size); forward+backward = 6 FLOP
-    per weight and sample."""
-    n_train = exp["dataset"]["n_train"] if n_train is None else n_train
-    flop = 6 * approx_params(width, exp["model"]["depth"]) * n_train
-    return flop * exp["training"]["epochs"] * n_runs / FLOP_PER_SECOND
+    `n_train` samples (default: its largest size), on CPU threads or, with
+    `gpu`, one GPU; forward+backward = 6 FLOP per multiply-add."""
+    tr = exp["training"]
+    n = max(train_sizes(exp)) if n_train is None else n_train
+    flop = 6 * forward_macs(exp, width) * n * tr["epochs"] * n_runs
+    if gpu:
+        steps = math.ceil(n / tr["batch_size"]) * tr["epochs"]
+        return flop / GPU_FLOP_PER_SECOND + steps * GPU_STEP_SECONDS
+    return flop / FLOP_PER_SECOND
 
 
-def train_runtime_min(exp: dict, width: int, n_runs: int, n_train: int | None = None) -> int:
+def train_runtime_min(exp: dict, width: int, n_runs: int, n_train: int | None = None,
+                      gpu: bool = False) -> int:
     """Minutes to request for training `n_runs` runs of one width."""
-    return STARTUP_MIN + math.ceil(train_seconds(exp, width, n_runs, n_train) / 60)
+    return STARTUP_MIN + math.ceil(train_seconds(exp, width, n_runs, n_train, gpu) / 60)
 
 
-def train_priority(exp: dict, width: int, n_runs: int, n_train: int | None = None) -> float:
+def train_priority(exp: dict, width: int, n_runs: int, n_train: int | None = None,
+                   gpu: bool = False) -> float:
     """Snakemake priority of a training job: its estimated cost, so the longest jobs start
     first and the short ones fill the gaps at the end, instead of one long job starting
     late and leaving the other cores idle while it finishes."""
-    return train_seconds(exp, width, n_runs, n_train)
+    return train_seconds(exp, width, n_runs, n_train, gpu)
+
+
+def activation_floats(exp: dict, width: int) -> int:
+    """Floats of one run's activations alive at once in an evaluation pass, per sample: the
+    MLP's layers; for the conv nets a few maps of the widest layer (2c or k channels at full
+    size, input and output of a layer or block)."""
+    model = exp["model"]["name"]
+    if model == "mlp":
+        return width * (exp["model"]["depth"] + 1)
+    return 4 * width * math.prod(SOURCES[exp["dataset"]["name"]].shape[1:])
 
 
 def train_mem_mb(exp: dict, width: int, n_runs: int, gpu: bool = False) -> int:
-    """Host megabytes to request: the process (and CUDA's), plus twice the eval activations."""
-    activations = n_runs * EVAL_CHUNK * width * 4 * (exp["model"]["depth"] + 1)
+    """Host megabytes to request: the process (and CUDA's), three copies of the dataset as
+    float32 (file, arrays, tensors), plus twice the eval activations on the CPU (on a GPU
+    they live in its memory)."""
+    ds = exp["dataset"]
+    data = 3 * 4 * (max(train_sizes(exp)) + ds["n_test"]) * math.prod(SOURCES[ds["name"]].shape)
+    activations = 0 if gpu else n_runs * EVAL_CHUNK * 4 * activation_floats(exp, width)
     base = BASE_MEM_MB + (CUDA_HOST_MEM_MB if gpu else 0)
-    return base + math.ceil(2 * activations / 1e6)
+    return base + math.ceil((data + 2 * activations) / 1e6)

@@ -8,6 +8,7 @@ makes the comparison between regularizers paired.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
@@ -17,12 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from doubledescent import checkpoint, models
-from doubledescent.config import Run, eval_epochs
+from doubledescent import augment, checkpoint, models
+from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
 from doubledescent.data import Arrays, nested_subset
 
-STREAMS = {"init": 0, "order": 1, "dropout": 2}
+STREAMS = {"init": 0, "order": 1, "dropout": 2, "augment": 3}
 
 
 def generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
@@ -53,21 +55,23 @@ class Tensors:
     y_val: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, a: Arrays, device, dtype=torch.float32) -> Tensors:
+    def from_arrays(cls, a: Arrays, device, dtype=torch.float32,
+                    shape: tuple[int, ...] | None = None) -> Tensors:
+        """Inputs reshaped to (N, *shape), the layout the model takes (None: as stored)."""
         def t(v, dt=None):
             return torch.as_tensor(v, dtype=dt).to(device)
 
-        def flat(x):
-            # The MLP takes vectors; images (N, C, H, W) become (N, C*H*W) here only.
-            return t(x.reshape(len(x), math.prod(x.shape[1:])), dtype)
+        def x(v):
+            return t(v.reshape(len(v), *(shape or v.shape[1:])), dtype)
 
-        return cls(flat(a.x_train), t(a.y_train), t(a.y_train_clean), flat(a.x_test),
-                   t(a.y_test), t(a.noisy_mask), flat(a.x_val), t(a.y_val))
+        return cls(x(a.x_train), t(a.y_train), t(a.y_train_clean), x(a.x_test),
+                   t(a.y_test), t(a.noisy_mask), x(a.x_val), t(a.y_val))
 
 
-def in_features(arrays: Arrays) -> int:
-    """Inputs per sample once flattened: 40 for MNIST-1D, C*H*W for images."""
-    return math.prod(arrays.x_train.shape[1:])
+def input_shape(spec: dict, arrays: Arrays) -> tuple[int, ...]:
+    """One sample as the spec's model takes it: e.g. 40 or C*H*W for the MLP, (C, H, W)
+    for the CNNs, (1, 40) for the MNIST-1D CNN."""
+    return models.input_shape(spec["model"]["name"], arrays.x_train.shape[1:])
 
 
 @dataclass
@@ -76,16 +80,26 @@ class Group:
 
     runs: list[Run]
     training: dict  # the spec's `training` section
-    model: models.StackedMLP
+    model: nn.Module  # a stacked model (see doubledescent.models)
     optimizer: torch.optim.Optimizer
     decayed: list[torch.nn.Parameter]  # what weight decay shrinks
-    weight_decay: torch.Tensor  # (R, 1, 1)
+    weight_decay: torch.Tensor  # (R,)
     decays: bool  # any run with weight decay: else skip the decay kernels
     dropout: list[float]
     order_gens: list[torch.Generator]
     dropout_gens: list[torch.Generator]
+    augment_gens: list[torch.Generator]
     diverged_epoch: list[int | None] = field(default_factory=list)
     step: int = 0  # gradient steps taken, for the learning-rate schedule
+    bf16: bool = False  # forward passes of training under CUDA's bfloat16 autocast
+
+
+def uses_bf16(precision: str, model: str, device: torch.device) -> bool:
+    """`training.precision`: `auto` is bf16 autocast for the conv nets on CUDA (tensor cores;
+    the MLPs here are too small to gain), `fp32` never, `bf16` on CUDA; the CPU stays fp32."""
+    if device.type != "cuda" or precision == "fp32":
+        return False
+    return precision == "bf16" or MODEL_INPUTS[model] != "vector"
 
 
 def make_optimizer(params, training: dict) -> torch.optim.Optimizer:
@@ -111,13 +125,13 @@ def learning_rate(training: dict, step: int) -> float:
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
-def make_group(spec: dict, runs: list[Run], in_features: int, num_classes: int,
+def make_group(spec: dict, runs: list[Run], input_shape: tuple[int, ...], num_classes: int,
                device, dtype=torch.float32) -> Group:
     """Build the stacked model, initialize each run from its own seed, set up the optimizer."""
     width, batchnorm = runs[0].width, runs[0].batchnorm
     if any(r.width != width or r.batchnorm != batchnorm for r in runs):
         raise ValueError("a group's runs must share width and layer structure")
-    model = models.build(spec["model"], len(runs), in_features, num_classes, width, batchnorm)
+    model = models.build(spec["model"], len(runs), input_shape, num_classes, width, batchnorm)
     for i, run in enumerate(runs):
         model.init_run(i, generator(run.seed, "init"))
     model.to(device=device, dtype=dtype)
@@ -126,11 +140,13 @@ def make_group(spec: dict, runs: list[Run], in_features: int, num_classes: int,
     wd = torch.tensor([r.weight_decay for r in runs], dtype=dtype, device=device)
     return Group(
         runs=runs, training=tr, model=model, optimizer=make_optimizer(model.parameters(), tr),
-        decayed=decayed, weight_decay=wd.view(-1, 1, 1), decays=bool((wd > 0).any()),
+        decayed=decayed, weight_decay=wd, decays=bool((wd > 0).any()),
         dropout=[r.dropout for r in runs],
         order_gens=[generator(r.seed, "order") for r in runs],
         dropout_gens=[generator(r.seed, "dropout", device) for r in runs],
+        augment_gens=[generator(r.seed, "augment", device) for r in runs],
         diverged_epoch=[None] * len(runs),
+        bf16=uses_bf16(tr["precision"], spec["model"]["name"], torch.device(device)),
     )
 
 
@@ -139,19 +155,22 @@ def epoch_order(group: Group, n: int, device) -> torch.Tensor:
     return torch.stack([torch.randperm(n, generator=g) for g in group.order_gens]).to(device)
 
 
-def dropout_masks(group: Group, batch: int, width: int, depth: int, like: torch.Tensor):
-    """Inverted-dropout masks per hidden layer, (R, B, width); None where no run drops."""
+def dropout_masks(group: Group, like: torch.Tensor):
+    """The models' source of dropout masks: mask(shape) -> (R, *shape) inverted-dropout masks,
+    one draw per dropping run from its own stream, in the order the model asks for them;
+    None where no run drops."""
     if not any(group.dropout):
         return None
-    masks = []
-    for _ in range(depth):
-        m = torch.ones(len(group.runs), batch, width, dtype=like.dtype, device=like.device)
+
+    def mask(shape) -> torch.Tensor:
+        m = torch.ones(len(group.runs), *shape, dtype=like.dtype, device=like.device)
         for i, (p, g) in enumerate(zip(group.dropout, group.dropout_gens)):
             if p > 0:
-                keep = torch.rand(batch, width, generator=g, device=like.device) >= p
+                keep = torch.rand(shape, generator=g, device=like.device) >= p
                 m[i] = keep.to(like.dtype) / (1 - p)
-        masks.append(m)
-    return masks
+        return m
+
+    return mask
 
 
 def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
@@ -176,18 +195,21 @@ def apply_l2(group: Group, lr: float) -> None:
     """Each run's weight decay, as `training.l2_mode` says, between backward and step."""
     mode = group.training["l2_mode"]
     for p in group.decayed:
+        wd = group.weight_decay.view(-1, *[1] * (p.dim() - 1))  # each run's, on its slice
         if mode == "decoupled":
             # As torch.optim.AdamW: shrink the weights themselves, bypassing the moments.
-            p.mul_(1 - lr * group.weight_decay)
+            p.mul_(1 - lr * wd)
         else:
-            p.grad.addcmul_(p, group.weight_decay, value=L2_GRADIENT[mode])
+            p.grad.addcmul_(p, wd, value=L2_GRADIENT[mode])
 
 
 def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     """One optimizer step for all runs at once."""
-    model, batch = group.model, yb.shape[1]
-    masks = dropout_masks(group, batch, model.weights[0].shape[2], len(model.norms), xb)
-    logits = model(xb, masks)
+    batch = yb.shape[1]
+    with (torch.autocast("cuda", dtype=torch.bfloat16) if group.bf16
+          else contextlib.nullcontext()):
+        logits = group.model(xb, dropout_masks(group, xb))
+    logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
     loss = sample_losses(logits, yb, group.training["loss"]).sum() / batch
     group.optimizer.zero_grad()
@@ -205,13 +227,17 @@ def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
     group.model.train()
     n = data.x_train.shape[0]
     order = epoch_order(group, n, data.x_train.device)
+    augments = augment.enabled(group.training["augment"])
     for start in range(0, n, batch_size):
         idx = order[:, start:start + batch_size]
-        train_step(group, data.x_train[idx], data.y_train[idx])
+        xb = data.x_train[idx]
+        if augments:
+            xb = augment.augment(xb, group.augment_gens, group.training["augment"])
+        train_step(group, xb, data.y_train[idx])
 
 
 @torch.no_grad()
-def predict(model: models.StackedMLP, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """Logits of every run on a shared input set, in chunks: (R, N, classes)."""
     model.eval()
     return torch.cat([model(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], dim=1)
@@ -227,7 +253,7 @@ def _error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: models.StackedMLP, data: Tensors, loss: str) -> dict[str, torch.Tensor]:
+def evaluate(model: nn.Module, data: Tensors, loss: str) -> dict[str, torch.Tensor]:
     """Per-run losses and errors (R,) on the train set (noisy and clean labels), the test set
     and the validation split (NaN without one)."""
     train_logits = predict(model, data.x_train)
@@ -279,13 +305,16 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
     if "n_train" in spec:  # one size of a sample-wise sweep: its subset of the prepared data
         arrays = nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
     runs = [Run(**r) for r in spec["runs"]]
-    data = Tensors.from_arrays(arrays, dev, dtype)
-    group = make_group(spec, runs, in_features(arrays), arrays.num_classes, dev, dtype)
+    shape = input_shape(spec, arrays)
+    data = Tensors.from_arrays(arrays, dev, dtype, shape)
+    group = make_group(spec, runs, shape, arrays.num_classes, dev, dtype)
     tr = spec["training"]
     evals = set(eval_epochs(tr))
     progress = checkpoint.resume(checkpoint_path, spec, group) if checkpoint_path else None
     if progress:
         log(f"resuming from the checkpoint at epoch {progress.epoch}")
+    if group.bf16:
+        log("training forward passes in bfloat16 autocast (training.precision)")
     progress = progress or checkpoint.Progress()
     start = time.perf_counter() - progress.elapsed
     for epoch in range(progress.epoch + 1, tr["epochs"] + 1):
@@ -303,7 +332,7 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
 
 def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -> pd.DataFrame:
     """The group's rows with the columns every run shares."""
-    n_params = models.n_params(spec["model"], in_features(arrays), arrays.num_classes,
+    n_params = models.n_params(spec["model"], input_shape(spec, arrays), arrays.num_classes,
                                runs[0].width, runs[0].batchnorm)
     return pd.DataFrame(rows).assign(
         experiment=spec["experiment"], dataset=spec["dataset"]["name"],

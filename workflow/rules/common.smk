@@ -91,12 +91,13 @@ def train_runtime(wildcards, attempt):
     """Minutes for a training job; a retry after a timeout gets proportionally more."""
     exp, runs = _experiment_and_runs(wildcards)
     return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs),
-                                                   runs[0].n_train)
+                                                   runs[0].n_train, gpu=TRAIN_GPUS)
 
 
 def train_priority(wildcards):
     exp, runs = _experiment_and_runs(wildcards)
-    return ddresources.train_priority(exp, runs[0].width, len(runs), runs[0].n_train)
+    return ddresources.train_priority(exp, runs[0].width, len(runs), runs[0].n_train,
+                                      gpu=TRAIN_GPUS)
 
 
 def train_mem_mb(wildcards, attempt):

@@ -1,0 +1,56 @@
+"""Models whose parameters are stacked over runs, so one process trains many at once.
+
+A stack of R networks of the same shape holds each weight with a leading run axis and runs
+every layer as one batched matmul or grouped convolution (see `layers`). Each run keeps its
+own initialization, dropout masks and batchnorm statistics; nothing is shared between runs.
+
+Every model takes `forward(x, mask=None)` with per-run batches (R, B, *input_shape) or a batch
+shared by all runs (B, *input_shape), returns logits (R, B, classes), and has
+`init_run(run, generator)` and `decayed_parameters()`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from doubledescent.config import MODEL_INPUTS
+from doubledescent.models import cnn, mlp, resnet
+
+# name -> build(n_runs, input_shape, num_classes, width, batchnorm, model spec); the one
+# place to add a model (and its input layout to config.MODEL_INPUTS, its name to the schema).
+MODELS = {
+    "mlp": mlp.build,
+    "cnn5": cnn.build_cnn5,
+    "mnist1d_cnn": cnn.build_mnist1d_cnn,
+    "preact_resnet18": resnet.build,
+}
+
+
+def input_shape(name: str, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of one sample as model `name` takes it, from the dataset's sample shape."""
+    layout = MODEL_INPUTS[name]
+    if layout == "vector":  # images (C, H, W) flatten to C*H*W
+        return (math.prod(sample_shape),)
+    if layout == "sequence":  # MNIST-1D's (L,) signals become one channel
+        return (1, math.prod(sample_shape))
+    return tuple(sample_shape)
+
+
+def build(spec: dict, n_runs: int, input_shape: tuple[int, ...], num_classes: int,
+          width: int, batchnorm: bool) -> nn.Module:
+    """A stacked model from the config's `model` section."""
+    name = spec["name"]
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    return MODELS[name](n_runs, tuple(input_shape), num_classes, width, batchnorm, spec)
+
+
+def n_params(spec: dict, input_shape: tuple[int, ...], num_classes: int, width: int,
+             batchnorm: bool) -> int:
+    """Parameters of one run, counted on a one-run model on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = build(spec, 1, input_shape, num_classes, width, batchnorm)
+    return sum(p.numel() for p in model.parameters())

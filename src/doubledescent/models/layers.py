@@ -1,0 +1,160 @@
+"""Layers of R networks of one shape, each run with its own parameters, in one kernel call.
+
+Linear layers hold (R, fan_in, fan_out) weights and run as one batched matmul. Convolutions
+hold (R, C_out, C_in, *kernel) weights and run as one grouped convolution over activations
+laid out as (B, R*C, *spatial): group r sees only run r's channels. Batch normalization
+treats each (run, channel) pair as one channel of the fused kernel, which is exactly
+nn.BatchNorm's per-run, per-channel statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# The trainer's dropout: mask(shape of one run's activations) -> (R, *shape) inverted-dropout
+# masks, drawn from each run's own stream (ones for runs without dropout).
+Mask = Callable[[tuple[int, ...]], torch.Tensor]
+
+
+def uniform(shape, bound: float, generator: torch.Generator) -> torch.Tensor:
+    """U(-bound, bound), drawn in float64 so a float64 reference can copy it exactly."""
+    return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+
+
+def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """h @ w + b per run; per-run batches take one fused baddbmm, shared inputs broadcast."""
+    if h.dim() == 3:
+        return torch.baddbmm(b, h, w)
+    return torch.matmul(h, w) + b
+
+
+class StackedLinear(nn.Module):
+    """R nn.Linear layers: (R, B, fan_in) -> (R, B, fan_out)."""
+
+    def __init__(self, n_runs: int, fan_in: int, fan_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_runs, fan_in, fan_out))
+        self.bias = nn.Parameter(torch.empty(n_runs, 1, fan_out))
+
+    @torch.no_grad()
+    def init_run(self, run: int, generator: torch.Generator) -> None:
+        """As nn.Linear: weights and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        self.weight[run] = uniform(self.weight.shape[1:], bound, generator)
+        self.bias[run] = uniform(self.bias.shape[1:], bound, generator)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return linear(h, self.weight, self.bias)
+
+
+class GroupedConv(nn.Module):
+    """R nn.Conv1d/Conv2d layers as one grouped convolution on (B, R*C_in, *spatial)."""
+
+    def __init__(self, n_runs: int, c_in: int, c_out: int, kernel: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True, dims: int = 2):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_runs, c_out, c_in, *[kernel] * dims))
+        self.bias = nn.Parameter(torch.empty(n_runs, c_out)) if bias else None
+        self.stride, self.padding, self.n_runs = stride, padding, n_runs
+        self.conv = F.conv2d if dims == 2 else F.conv1d
+
+    @torch.no_grad()
+    def init_run(self, run: int, generator: torch.Generator) -> None:
+        """As nn.Conv: kaiming_uniform(a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+        and so is the bias."""
+        bound = 1 / math.sqrt(self.weight[0, 0].numel())
+        self.weight[run] = uniform(self.weight.shape[1:], bound, generator)
+        if self.bias is not None:
+            self.bias[run] = uniform(self.bias.shape[1:], bound, generator)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.flatten()
+        return self.conv(h, self.weight.flatten(0, 1), bias, self.stride, self.padding,
+                         groups=self.n_runs)
+
+
+class ChannelBatchNorm(nn.Module):
+    """Batch normalization whose channels are all (run, unit) pairs of a parameter shape."""
+
+    def __init__(self, shape: tuple[int, ...], momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.bias = nn.Parameter(torch.zeros(shape))
+        self.register_buffer("running_mean", torch.zeros(shape))
+        self.register_buffer("running_var", torch.ones(shape))
+
+    def normalize(self, flat: torch.Tensor) -> torch.Tensor:
+        """(B, R*C, ...) -> the same, with nn.BatchNorm's exact semantics per channel (biased
+        variance to normalize, unbiased to track; in-place running statistics)."""
+        return F.batch_norm(flat, self.running_mean.view(-1), self.running_var.view(-1),
+                            self.weight.view(-1), self.bias.view(-1), self.training,
+                            self.momentum, self.eps)
+
+
+class StackedBatchNorm(ChannelBatchNorm):
+    """BatchNorm1d for R runs of (R, B, width) activations: statistics over each run's batch."""
+
+    def __init__(self, n_runs: int, width: int):
+        super().__init__((n_runs, 1, width))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        runs, batch, width = h.shape
+        flat = h.transpose(0, 1).reshape(batch, runs * width)
+        return self.normalize(flat).view(batch, runs, width).transpose(0, 1)
+
+
+class GroupedBatchNorm(ChannelBatchNorm):
+    """BatchNorm1d/2d for R runs of (B, R*C, *spatial) activations."""
+
+    def __init__(self, n_runs: int, channels: int):
+        super().__init__((n_runs, channels))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.normalize(h)
+
+
+def batchnorm_or_identity(n_runs: int, channels: int, batchnorm: bool) -> nn.Module:
+    return GroupedBatchNorm(n_runs, channels) if batchnorm else nn.Identity()
+
+
+def to_groups(x: torch.Tensor, n_runs: int, sample_dims: int) -> torch.Tensor:
+    """Per-run batches (R, B, C, *S), or one batch (B, C, *S) shared by all runs,
+    -> (B, R*C, *S), the grouped layout."""
+    if x.dim() == sample_dims + 2:
+        x = x.transpose(0, 1)
+    else:
+        x = x.unsqueeze(1).expand(x.shape[0], n_runs, *x.shape[1:])
+    return x.reshape(x.shape[0], -1, *x.shape[3:])
+
+
+def from_groups(h: torch.Tensor, n_runs: int) -> torch.Tensor:
+    """(B, R*F) features -> (R, B, F), the layout of the stacked linear head."""
+    return h.view(h.shape[0], n_runs, -1).transpose(0, 1)
+
+
+def dropout(h: torch.Tensor, mask: Mask | None, n_runs: int) -> torch.Tensor:
+    """Elementwise dropout of grouped activations (B, R*C, *S) with the trainer's masks."""
+    if mask is None:
+        return h
+    batch, _, *spatial = h.shape
+    m = mask((batch, h.shape[1] // n_runs, *spatial))  # (R, B, C, *S)
+    return h * m.transpose(0, 1).reshape(h.shape)
+
+
+def init_runs(module: nn.Module, run: int, generator: torch.Generator) -> None:
+    """Initialize run `run` of every stacked layer below `module`, in definition order."""
+    for layer in module.modules():
+        if isinstance(layer, (StackedLinear, GroupedConv)):
+            layer.init_run(run, generator)
+
+
+def weights_of(module: nn.Module) -> list[nn.Parameter]:
+    """What L2 decays: conv and linear weights, not biases or batchnorm parameters."""
+    return [layer.weight for layer in module.modules()
+            if isinstance(layer, (StackedLinear, GroupedConv))]

@@ -1,0 +1,34 @@
+"""A conv net through the whole DAG, on CIFAR-10 files in their real on-disk format."""
+
+import numpy as np
+import pandas as pd
+
+from doubledescent import results
+from tests.conftest import REPO, snakemake
+from tests.dataset_files import write_cifar
+
+CONFIG = REPO / "tests" / "configs" / "tiny_cnn.yaml"
+
+
+def cnn5_params(c: int, batchnorm: bool) -> int:
+    """Conv weights 9 (3c + 2c^2 + 8c^2 + 32c^2), biases 15c, BN 2 x 15c, head 80c + 10."""
+    return 378 * c * c + 27 * c + 15 * c + 80 * c + 10 + (30 * c if batchnorm else 0)
+
+
+def test_cnn5_pipeline_on_cifar10_files(tmp_path):
+    write_cifar(tmp_path / "data", "cifar10", n_train=60, n_test=30)
+    proc = snakemake(tmp_path, configfile=CONFIG)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "tiny_cnn"
+    df = pd.read_parquet(out / "metrics.parquet")
+    assert list(df.columns[:len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
+    assert (df.model == "cnn5").all() and (df.dataset == "cifar10").all()
+    assert df.run_id.nunique() == 4 and len(df) == 4 * 2  # widths x variants, 2 eval epochs
+    assert sorted(df.epoch.unique()) == [1, 2]
+    for col in ["train_error", "train_error_clean", "test_error", "noisy_fit"]:
+        assert df[col].between(0, 1).all(), col
+    assert np.isfinite(df[["train_loss", "test_loss"]].to_numpy()).all()
+    assert not df.diverged.any()
+    expected = [cnn5_params(w, bn) for w, bn in zip(df.width, df.batchnorm)]
+    assert df.n_params.tolist() == expected
+    assert (out / "figures" / "model_wise.pdf").read_bytes().startswith(b"%PDF")
