@@ -16,10 +16,10 @@ from doubledescent.data import SOURCES
 # assume 4, for slower cluster cores, evaluation passes and per-step overhead.
 FLOP_PER_SECOND = 4e9
 STARTUP_MIN = 5  # interpreter, torch import, data load, SLURM job-step setup
-BASE_MEM_MB = 1000  # measured ~830 MB peak for torch plus MNIST-1D at width 2
+BASE_MEM_MB = 1200  # measured ~830 MB peak for torch plus MNIST-1D at width 2, ~1 GB at 300
 # Host memory of a CUDA context with cuBLAS/cuDNN loaded; a usual figure, not measured here.
 CUDA_HOST_MEM_MB = 2000
-EVAL_CHUNK = 4096  # rows per evaluation forward pass (train.predict's default)
+EVAL_CHUNK = 1024  # rows per evaluation forward pass (train.predict's default)
 # A GPU: grouped convolutions of small widths reach a small fraction of an H100's peak, so
 # assume 10 TFLOP/s and 10 ms per step (kernel launches of every layer, forward and backward).
 GPU_FLOP_PER_SECOND = 1e13

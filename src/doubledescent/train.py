@@ -162,13 +162,19 @@ def dropout_masks(group: Group, like: torch.Tensor):
     if not any(group.dropout):
         return None
 
+    # float32 uniforms whatever the model's dtype, so float64 tests draw the same masks.
+    rate = torch.tensor(group.dropout, device=like.device)
+    scale = 1 / torch.tensor([1 - p for p in group.dropout], dtype=like.dtype, device=like.device)
+
     def mask(shape) -> torch.Tensor:
-        m = torch.ones(len(group.runs), *shape, dtype=like.dtype, device=like.device)
+        # Uniforms drawn in place per dropping run, then one comparison for all runs; a run
+        # without dropout keeps u = 1 >= 0 and scale 1.
+        u = torch.ones(len(group.runs), *shape, device=like.device)
         for i, (p, g) in enumerate(zip(group.dropout, group.dropout_gens)):
             if p > 0:
-                keep = torch.rand(shape, generator=g, device=like.device) >= p
-                m[i] = keep.to(like.dtype) / (1 - p)
-        return m
+                torch.rand(shape, generator=g, out=u[i])
+        per_run = (-1, *[1] * len(shape))
+        return (u >= rate.view(per_run)).to(like.dtype).mul_(scale.view(per_run))
 
     return mask
 
@@ -176,9 +182,10 @@ def dropout_masks(group: Group, like: torch.Tensor):
 def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     """Per-run, per-sample losses (R, N) of logits (R, N, classes); labels (R, N) or shared (N,)."""
     if loss == "cross_entropy":
-        target = y.expand(logits.shape[:2]).flatten()
-        losses = F.cross_entropy(logits.flatten(0, 1), target, reduction="none")
-        return losses.view(logits.shape[:2])
+        # Classes as dim 1, (R, classes, N): CPU log-softmax over a short last dim (10
+        # classes) is ~10x slower than over a strided one; this was a third of a small step.
+        return F.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[:2]),
+                               reduction="none")
     if loss == "mse":
         # Belkin et al.'s squared loss: summed over classes, against one-hot targets.
         onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
@@ -230,15 +237,23 @@ def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
     augments = augment.enabled(group.training["augment"])
     for start in range(0, n, batch_size):
         idx = order[:, start:start + batch_size]
-        xb = data.x_train[idx]
+        xb = rows(data.x_train, idx)
         if augments:
             xb = augment.augment(xb, group.augment_gens, group.training["augment"])
-        train_step(group, xb, data.y_train[idx])
+        train_step(group, xb, rows(data.y_train, idx))
+
+
+def rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """t[idx] for a 2-D index (R, B): each run's batch. index_select on the flat index is
+    ~3x faster on the CPU than advanced indexing."""
+    return t.index_select(0, idx.flatten()).view(*idx.shape, *t.shape[1:])
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Logits of every run on a shared input set, in chunks: (R, N, classes)."""
+def predict(model: nn.Module, x: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Logits of every run on a shared input set, in chunks: (R, N, classes). Chunks of 1024
+    keep a wide MLP's activations in cache (width 300, 9 runs: 290 ms for the 12000 test
+    samples against 500 ms in chunks of 4096) and bound a conv net's memory on a GPU."""
     model.eval()
     return torch.cat([model(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], dim=1)
 
