@@ -30,8 +30,13 @@ class Progress:
     elapsed: float = 0.0
 
 
+# Bumped when the saved state changes shape (2: doubledescent.optim's state, not torch.optim's),
+# so that an older checkpoint is ignored, not misread.
+FORMAT = 2
+
+
 def _tag(spec: dict) -> str:
-    return json.dumps(spec, sort_keys=True)
+    return json.dumps({"format": FORMAT, "spec": spec}, sort_keys=True)
 
 
 def save(path: str | Path, spec: dict, group, progress: Progress) -> None:
