@@ -130,8 +130,9 @@ def main() -> None:
         print(f"{kind:>9}: {s:8.1f} s (summed over tasks)  "
               f"{n_runs / s * 60:8.1f} runs/min  {flops / s / 1e9:6.1f} GFLOP/s "
               f"({flops / s / 1e9 / peak:.0%} of one core's matmul peak)")
-    print("speedup by width: " + "  ".join(
-        f"{w}:{ref / proj:.1f}x" for w, (proj, ref) in by_width(timings).items()))
+    print("by width, project s / reference s (speedup):")
+    print("\n".join(f"  {w:4d}: {proj:6.1f} / {ref:6.1f}  ({ref / proj:.1f}x)"
+                    for w, (proj, ref) in by_width(timings).items()))
     print(f"speedup: {seconds['reference'] / seconds['project']:.2f}")
 
 
