@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from doubledescent import models
+from doubledescent.models import layers
 from doubledescent.models.layers import StackedBatchNorm
 from doubledescent.models.mlp import StackedMLP
 
@@ -49,3 +50,15 @@ def test_shared_input_broadcasts_to_all_runs():
     stacked = net(x.expand(3, 5, 40))
     assert shared.shape == (3, 5, 10)
     torch.testing.assert_close(shared, stacked)
+
+
+def test_narrow_head_matches_the_plain_product_and_its_gradients():
+    # A wide MLP's head (fan_in >= WIDE_IN, fan_out < NARROW_OUT) takes NarrowLinear: the same
+    # values as baddbmm, and gradients that pass a finite-difference check.
+    g = torch.Generator().manual_seed(0)
+    h, w, b = (torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True)
+               for s in [(2, 5, layers.WIDE_IN), (2, layers.WIDE_IN, 3), (2, 1, 3)])
+    out = layers.linear(h, w, b)
+    assert out.grad_fn.name().startswith("NarrowLinear")
+    torch.testing.assert_close(out, torch.baddbmm(b, h, w), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(layers.NarrowLinear.apply, (h, w, b))

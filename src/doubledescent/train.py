@@ -161,7 +161,8 @@ def dropout_masks(group: Group, like: torch.Tensor):
             if p > 0:
                 torch.rand(shape, generator=g, out=u[i])
         per_run = (-1, *[1] * len(shape))
-        return (u >= rate.view(per_run)).to(like.dtype).mul_(scale.view(per_run))
+        # In place: the comparison writes 1.0/0.0 into u, no boolean tensor to convert.
+        return u.ge_(rate.view(per_run)).to(like.dtype).mul_(scale.view(per_run))
 
     return mask
 
