@@ -186,14 +186,14 @@ def test_dropout_active_in_training_and_off_in_evaluation(small_data):
     exp = experiment({"dropout": {"dropout": 0.5}}, seeds=(0,))
     group, data, _ = stacked_group(exp, small_data, "width~12_norm~none")
     x = data.x_train[:16].expand(1, 16, 40)
-    mask = train.dropout_masks(group, x)
+    mask = group.mask
     assert 0.3 < float((mask((16, 12)) == 0).double().mean()) < 0.7
     group.model.train()
     assert not torch.allclose(group.model(x, mask), group.model(x, mask))
     # Evaluation takes no masks and is deterministic.
     torch.testing.assert_close(train.predict(group.model, data.x_test),
                                train.predict(group.model, data.x_test))
-    assert train.dropout_masks(experiment_group_without_dropout(small_data), x) is None
+    assert experiment_group_without_dropout(small_data).mask is None
 
 
 def experiment_group_without_dropout(small_data):

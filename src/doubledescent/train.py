@@ -23,6 +23,7 @@ from torch import nn
 from doubledescent import augment, checkpoint, models, optim
 from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
 from doubledescent.data import Arrays, nested_subset
+from doubledescent.models.layers import Mask
 
 STREAMS = {"init": 0, "order": 1, "dropout": 2, "augment": 3}
 
@@ -85,7 +86,7 @@ class Group:
     decayed: list[torch.nn.Parameter]  # what weight decay shrinks
     weight_decay: torch.Tensor  # (R,)
     decays: bool  # any run with weight decay: else skip the decay kernels
-    dropout: list[float]
+    mask: Mask | None  # the models' source of dropout masks; None where no run drops
     order_gens: list[torch.Generator]
     dropout_gens: list[torch.Generator]
     augment_gens: list[torch.Generator]
@@ -125,12 +126,13 @@ def make_group(spec: dict, runs: list[Run], input_shape: tuple[int, ...], num_cl
     tr = spec["training"]
     decayed = list(model.parameters()) if tr["decay"] == "all" else model.decayed_parameters()
     wd = torch.tensor([r.weight_decay for r in runs], dtype=dtype, device=device)
+    dropout_gens = [generator(r.seed, "dropout", device) for r in runs]
     return Group(
         runs=runs, training=tr, model=model, optimizer=optim.make(model.parameters(), tr),
         decayed=decayed, weight_decay=wd, decays=bool((wd > 0).any()),
-        dropout=[r.dropout for r in runs],
+        mask=dropout_masks([r.dropout for r in runs], dropout_gens, device, dtype),
         order_gens=[generator(r.seed, "order") for r in runs],
-        dropout_gens=[generator(r.seed, "dropout", device) for r in runs],
+        dropout_gens=dropout_gens,
         augment_gens=[generator(r.seed, "augment", device) for r in runs],
         diverged_epoch=[None] * len(runs),
         bf16=uses_bf16(tr["precision"], spec["model"]["name"], torch.device(device)),
@@ -142,27 +144,26 @@ def epoch_order(group: Group, n: int, device) -> torch.Tensor:
     return torch.stack([torch.randperm(n, generator=g) for g in group.order_gens]).to(device)
 
 
-def dropout_masks(group: Group, like: torch.Tensor):
-    """The models' source of dropout masks: mask(shape) -> (R, *shape) inverted-dropout masks,
-    one draw per dropping run from its own stream, in the order the model asks for them;
-    None where no run drops."""
-    if not any(group.dropout):
+def dropout_masks(rates: list[float], gens: list[torch.Generator], device,
+                  dtype) -> Mask | None:
+    """mask(shape) -> (R, *shape) inverted-dropout masks, one draw per dropping run from its
+    own stream (`gens`), in the order the model asks for them; None where no run drops."""
+    if not any(rates):
         return None
-
     # float32 uniforms whatever the model's dtype, so float64 tests draw the same masks.
-    rate = torch.tensor(group.dropout, device=like.device)
-    scale = 1 / torch.tensor([1 - p for p in group.dropout], dtype=like.dtype, device=like.device)
+    rate = torch.tensor(rates, device=device)
+    scale = 1 / torch.tensor([1 - p for p in rates], dtype=dtype, device=device)
 
     def mask(shape) -> torch.Tensor:
         # Uniforms drawn in place per dropping run, then one comparison for all runs; a run
         # without dropout keeps u = 1 >= 0 and scale 1.
-        u = torch.ones(len(group.runs), *shape, device=like.device)
-        for i, (p, g) in enumerate(zip(group.dropout, group.dropout_gens)):
+        u = torch.ones(len(rates), *shape, device=device)
+        for i, (p, g) in enumerate(zip(rates, gens)):
             if p > 0:
                 torch.rand(shape, generator=g, out=u[i])
         per_run = (-1, *[1] * len(shape))
         # In place: the comparison writes 1.0/0.0 into u, no boolean tensor to convert.
-        return u.ge_(rate.view(per_run)).to(like.dtype).mul_(scale.view(per_run))
+        return u.ge_(rate.view(per_run)).to(dtype).mul_(scale.view(per_run))
 
     return mask
 
@@ -203,7 +204,7 @@ def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     batch = yb.shape[1]
     with (torch.autocast("cuda", dtype=torch.bfloat16) if group.bf16
           else contextlib.nullcontext()):
-        logits = group.model(xb, dropout_masks(group, xb))
+        logits = group.model(xb, group.mask)
     logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
     loss = sample_losses(logits, yb, group.training["loss"]).sum() / batch
