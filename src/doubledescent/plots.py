@@ -249,14 +249,20 @@ def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figu
             sns.lineplot(data=sub, x=size, y="test_error", hue=lam, hue_order=order,
                          palette="crest", errorbar=None, lw=0.8, ax=ax)
             panel = sub[["family", *results.CONDITIONS]].iloc[0]
-            for (label, env), ls in zip(chosen.items(), ["-", "--"]):
+            # The oracle as a wide grey line under the validation choice (black), so both show
+            # where validation picks the oracle's lambda, which is common.
+            for (label, env), line in zip(chosen.items(), [dict(color="k", lw=1.4, zorder=4),
+                                                           dict(color="0.6", lw=4, zorder=3,
+                                                                alpha=0.6)]):
                 best = env[(env[panel.index] == panel).all(axis=1)]
                 if len(best):
-                    ax.plot(best[size], best["test_error"], color="k", lw=1.8, ls=ls,
-                            label=label)
+                    ax.plot(best[size], best["test_error"], label=label, **line)
             _log_x(ax)
             ax.set(xlabel=SIZE_LABELS[size], ylabel=Y_LABELS["test_error"])
-            ax.legend(frameon=False, fontsize=7, title="weight decay", title_fontsize=7)
+            ax.get_legend().remove()
+        # One legend, right of the last panel, clear of the curves.
+        ax.legend(frameon=False, fontsize=7, title="weight decay", title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.02, 1))
         sns.despine(fig)
     return fig
 
