@@ -24,6 +24,7 @@ from doubledescent import augment, checkpoint, models, optim
 from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
 from doubledescent.data import Arrays, nested_subset
 from doubledescent.models.layers import Mask
+from doubledescent.resources import EVAL_CHUNK
 
 STREAMS = {"init": 0, "order": 1, "dropout": 2, "augment": 3}
 
@@ -238,10 +239,8 @@ def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """Logits of every run on a shared input set, in chunks: (R, N, classes). Chunks of 1024
-    keep a wide MLP's activations in cache (width 300, 9 runs: 290 ms for the 12000 test
-    samples against 500 ms in chunks of 4096) and bound a conv net's memory on a GPU."""
+def predict(model: nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
+    """Logits of every run on a shared input set, in chunks: (R, N, classes)."""
     model.eval()
     return torch.cat([model(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], dim=1)
 
