@@ -64,8 +64,9 @@ def reference_run(run: config.Run, spec: dict, arrays: data.Arrays) -> None:
     tr = spec["training"]
     x, y = torch.from_numpy(arrays.x_train), torch.from_numpy(arrays.y_train)
     model = reference_model(run, spec["model"]["depth"], x.shape[1], arrays.num_classes)
-    opt = torch.optim.SGD(model.parameters(), lr=tr["lr"], momentum=tr["momentum"],
-                          weight_decay=run.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=tr["lr"], momentum=tr["momentum"], weight_decay=run.weight_decay
+    )
     loader = DataLoader(TensorDataset(x, y), batch_size=tr["batch_size"], shuffle=True)
     model.train()
     for _ in range(tr["epochs"]):
@@ -94,8 +95,9 @@ def task(kind: str, spec: dict, arrays: data.Arrays) -> tuple[str, int, float]:
 def training_flops(exp: dict, arrays: data.Arrays) -> float:
     """Multiply-adds x 2 of forward and backward (x3 of forward) over all runs and epochs."""
     per_sample = sum(
-        models.n_params(exp["model"], arrays.x_train.shape[1:], arrays.num_classes, r.width,
-                        False) for r in config.runs(exp))
+        models.n_params(exp["model"], arrays.x_train.shape[1:], arrays.num_classes, r.width, False)
+        for r in config.runs(exp)
+    )
     return 6.0 * per_sample * len(arrays.y_train) * exp["training"]["epochs"]
 
 
@@ -122,17 +124,25 @@ def main() -> None:
     seconds = {k: sum(t for kind, _, t in timings if kind == k) for k in ("project", "reference")}
 
     n_runs, flops = len(config.runs(exp)), training_flops(exp, arrays)
-    print(f"machine: {platform.node()}  {platform.processor() or platform.machine()}  "
-          f"torch {torch.__version__}  jobs {args.jobs}  one thread per job")
+    print(
+        f"machine: {platform.node()}  {platform.processor() or platform.machine()}  "
+        f"torch {torch.__version__}  jobs {args.jobs}  one thread per job"
+    )
     print(f"runs: {n_runs} ({len(specs)} groups) x {args.epochs} epochs")
     print(f"single-thread matmul: {peak:.1f} GFLOP/s")
     for kind, s in seconds.items():
-        print(f"{kind:>9}: {s:8.1f} s (summed over tasks)  "
-              f"{n_runs / s * 60:8.1f} runs/min  {flops / s / 1e9:6.1f} GFLOP/s "
-              f"({flops / s / 1e9 / peak:.0%} of one core's matmul peak)")
+        print(
+            f"{kind:>9}: {s:8.1f} s (summed over tasks)  "
+            f"{n_runs / s * 60:8.1f} runs/min  {flops / s / 1e9:6.1f} GFLOP/s "
+            f"({flops / s / 1e9 / peak:.0%} of one core's matmul peak)"
+        )
     print("by width, project s / reference s (speedup):")
-    print("\n".join(f"  {w:4d}: {proj:6.1f} / {ref:6.1f}  ({ref / proj:.1f}x)"
-                    for w, (proj, ref) in by_width(timings).items()))
+    print(
+        "\n".join(
+            f"  {w:4d}: {proj:6.1f} / {ref:6.1f}  ({ref / proj:.1f}x)"
+            for w, (proj, ref) in by_width(timings).items()
+        )
+    )
     print(f"speedup: {seconds['reference'] / seconds['project']:.2f}")
 
 

@@ -17,8 +17,16 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
     """The repository's workflow, run in `workdir` so results land there, not in the repo."""
-    cmd = ["snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), *args]
+    cmd = [
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
     if not any(a.startswith("--profile") for a in args):
         cmd += ["--cores", "2"]
     return cmd
@@ -26,16 +34,20 @@ def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
 
 def snakemake(workdir, *args, configfile=TINY, timeout=300) -> subprocess.CompletedProcess:
     """Run the workflow in `workdir` (not copied: --directory keeps each test's results apart)."""
-    return subprocess.run(snakemake_cmd(workdir, *args, configfile=configfile),
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        snakemake_cmd(workdir, *args, configfile=configfile),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def check_tiny_metrics(workdir) -> pd.DataFrame:
     """Assert what any finished run of the tiny config must have written; return its table."""
     cfg = yaml.safe_load(TINY.read_text())["experiments"]["tiny"]
     df = pd.read_parquet(Path(workdir) / "results" / "tiny" / "metrics.parquet")
-    assert list(df.columns[:len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
+    assert list(df.columns[: len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
     n_runs = len(cfg["widths"]) * len(cfg["regularizers"]) * len(cfg["seeds"])
     assert df.run_id.nunique() == n_runs
     assert len(df) == n_runs * 3  # eval epochs 1, 2, 6
@@ -48,8 +60,14 @@ def check_tiny_metrics(workdir) -> pd.DataFrame:
 
 
 def mnist1d_spec(**overrides) -> dict:
-    spec = {"name": "mnist1d", "n_train": 300, "n_test": 200, "label_noise": 0.2,
-            "noise_mode": "random_class", "seed": 7}
+    spec = {
+        "name": "mnist1d",
+        "n_train": 300,
+        "n_test": 200,
+        "label_noise": 0.2,
+        "noise_mode": "random_class",
+        "seed": 7,
+    }
     return {**spec, **overrides}
 
 

@@ -55,8 +55,11 @@ def write_cifar(root: Path, name: str, n_train: int = N_TRAIN_FILE, n_test: int 
     folder.mkdir(parents=True)
     x_train, y_train = pool(n_train, (3072,), k, 2)
     x_test, y_test = pool(n_test, (3072,), k, 3)
-    for x, y, file in zip(np.array_split(x_train, len(train_files)),
-                          np.array_split(y_train, len(train_files)), train_files):
+    for x, y, file in zip(
+        np.array_split(x_train, len(train_files)),
+        np.array_split(y_train, len(train_files)),
+        train_files,
+    ):
         write_pickle(folder / file, {"data": x, label_key: y.tolist()})
     write_pickle(folder / test_file, {"data": x_test, label_key: y_test.tolist()})
     write_pickle(folder / meta[0], meta[1])

@@ -33,55 +33,98 @@ def tiny_with(path: str, value) -> str:
 
 EXP = "experiments.tiny"
 CONFIG_CASES = [
-    pytest.param(tiny_with("bogus", 1), "config: 'bogus' was unexpected",
-                 id="unknown-top-level-key"),
-    pytest.param(tiny_with(f"{EXP}.epochs", 5), "config.experiments.tiny: 'epochs' was unexpected",
-                 id="unknown-experiment-key"),
-    pytest.param(tiny_with(f"{EXP}.seeds", DELETE), "'seeds' is a required property",
-                 id="missing-required-key"),
-    pytest.param(tiny_with(f"{EXP}.dataset.name", "imagenet"),
-                 "config.experiments.tiny.dataset.name: 'imagenet' is not one of",
-                 id="unknown-dataset"),
-    pytest.param(tiny_with(f"{EXP}.model.name", "resnet"),
-                 "config.experiments.tiny.model.name: 'resnet' is not one of", id="unknown-model"),
-    pytest.param(tiny_with(f"{EXP}.model.name", "cnn5"),
-                 "config.experiments.tiny.model.name: cnn5 needs image data", id="model-vs-data"),
-    pytest.param(tiny_with(f"{EXP}.regularizers.l2", {"weight_decay": 0.1, "l1": 0.1}),
-                 "config.experiments.tiny.regularizers.l2: 'l1' was unexpected",
-                 id="unknown-regularizer-key"),
-    pytest.param(tiny_with(f"{EXP}.widths", [4, "64"]),
-                 "config.experiments.tiny.widths[1]: '64' is not of type 'integer'",
-                 id="string-width"),
-    pytest.param(tiny_with(f"{EXP}.widths", []),
-                 "config.experiments.tiny.widths: [] should be non-empty", id="empty-widths"),
-    pytest.param(tiny_with(f"{EXP}.widths", [0, 4]),
-                 "config.experiments.tiny.widths[0]: 0 is less than the minimum of 1",
-                 id="zero-width"),
-    pytest.param(tiny_with(f"{EXP}.widths", [4, 32, 4]),
-                 "config.experiments.tiny.widths: [4, 32, 4] has non-unique elements",
-                 id="duplicate-widths"),
-    pytest.param(tiny_with(f"{EXP}.regularizers.l2.weight_decay", -0.1),
-                 "regularizers.l2.weight_decay: -0.1 is less than the minimum of 0",
-                 id="negative-weight-decay"),
-    pytest.param(tiny_with(f"{EXP}.regularizers.dropout.dropout", 1.0),
-                 "regularizers.dropout.dropout: 1.0 is greater than or equal to the maximum of 1",
-                 id="dropout-one"),
-    pytest.param(tiny_with(f"{EXP}.dataset.label_noise", 1.5),
-                 "dataset.label_noise: 1.5 is greater than the maximum of 1",
-                 id="label-noise-above-one"),
-    pytest.param(tiny_with(f"{EXP}.dataset.label_noise", -0.1),
-                 "dataset.label_noise: -0.1 is less than the minimum of 0",
-                 id="label-noise-negative"),
-    pytest.param(tiny_with(f"{EXP}.training.eval_epochs", [2, 10]),
-                 "training.eval_epochs: epoch 10 is past the last epoch (6)",
-                 id="eval-epoch-past-last"),
-    pytest.param(tiny_with("device", "tpu"), "config.device: 'tpu' is not one of",
-                 id="unknown-device"),
-    pytest.param(tiny_with("experiments.TINY", TINY_CONFIG["experiments"]["tiny"]),
-                 "'tiny' and 'TINY' differ only in case", id="colliding-experiment-names"),
+    pytest.param(
+        tiny_with("bogus", 1), "config: 'bogus' was unexpected", id="unknown-top-level-key"
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.epochs", 5),
+        "config.experiments.tiny: 'epochs' was unexpected",
+        id="unknown-experiment-key",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.seeds", DELETE),
+        "'seeds' is a required property",
+        id="missing-required-key",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.dataset.name", "imagenet"),
+        "config.experiments.tiny.dataset.name: 'imagenet' is not one of",
+        id="unknown-dataset",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.model.name", "resnet"),
+        "config.experiments.tiny.model.name: 'resnet' is not one of",
+        id="unknown-model",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.model.name", "cnn5"),
+        "config.experiments.tiny.model.name: cnn5 needs image data",
+        id="model-vs-data",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.regularizers.l2", {"weight_decay": 0.1, "l1": 0.1}),
+        "config.experiments.tiny.regularizers.l2: 'l1' was unexpected",
+        id="unknown-regularizer-key",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.widths", [4, "64"]),
+        "config.experiments.tiny.widths[1]: '64' is not of type 'integer'",
+        id="string-width",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.widths", []),
+        "config.experiments.tiny.widths: [] should be non-empty",
+        id="empty-widths",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.widths", [0, 4]),
+        "config.experiments.tiny.widths[0]: 0 is less than the minimum of 1",
+        id="zero-width",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.widths", [4, 32, 4]),
+        "config.experiments.tiny.widths: [4, 32, 4] has non-unique elements",
+        id="duplicate-widths",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.regularizers.l2.weight_decay", -0.1),
+        "regularizers.l2.weight_decay: -0.1 is less than the minimum of 0",
+        id="negative-weight-decay",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.regularizers.dropout.dropout", 1.0),
+        "regularizers.dropout.dropout: 1.0 is greater than or equal to the maximum of 1",
+        id="dropout-one",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.dataset.label_noise", 1.5),
+        "dataset.label_noise: 1.5 is greater than the maximum of 1",
+        id="label-noise-above-one",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.dataset.label_noise", -0.1),
+        "dataset.label_noise: -0.1 is less than the minimum of 0",
+        id="label-noise-negative",
+    ),
+    pytest.param(
+        tiny_with(f"{EXP}.training.eval_epochs", [2, 10]),
+        "training.eval_epochs: epoch 10 is past the last epoch (6)",
+        id="eval-epoch-past-last",
+    ),
+    pytest.param(
+        tiny_with("device", "tpu"), "config.device: 'tpu' is not one of", id="unknown-device"
+    ),
+    pytest.param(
+        tiny_with("experiments.TINY", TINY_CONFIG["experiments"]["tiny"]),
+        "'tiny' and 'TINY' differ only in case",
+        id="colliding-experiment-names",
+    ),
     # Appended at the file's end, this re-opens `tiny` inside `experiments`.
-    pytest.param(TINY.read_text() + "  tiny: {widths: [8]}\n", "duplicate key 'tiny'",
-                 id="duplicate-experiment-name"),
+    pytest.param(
+        TINY.read_text() + "  tiny: {widths: [8]}\n",
+        "duplicate key 'tiny'",
+        id="duplicate-experiment-name",
+    ),
 ]
 
 
@@ -130,14 +173,20 @@ def test_more_samples_than_the_dataset_has(monkeypatch):
     monkeypatch.setitem(data.SOURCES, "mnist1d", limited)
     with pytest.raises(config.ConfigError) as e:
         config.validate(yaml.safe_load(tiny_with(f"{EXP}.dataset.n_train", 400)), SCHEMA)
-    assert_one_line(str(e.value), "config.experiments.tiny.dataset.n_train",
-                    "400 exceeds the 300 samples that mnist1d provides")
+    assert_one_line(
+        str(e.value),
+        "config.experiments.tiny.dataset.n_train",
+        "400 exceeds the 300 samples that mnist1d provides",
+    )
 
 
-@pytest.mark.parametrize("blocker,message", [
-    ("results", "results folder results exists but is not a directory"),
-    ("results/tiny", "results folder results/tiny exists but is not a directory"),
-])
+@pytest.mark.parametrize(
+    "blocker,message",
+    [
+        ("results", "results folder results exists but is not a directory"),
+        ("results/tiny", "results folder results/tiny exists but is not a directory"),
+    ],
+)
 def test_results_folder_that_is_a_file(blocker, message, tmp_path):
     untouched = finished_file(tmp_path / blocker)
     assert_workflow_refuses(tmp_path, TINY.read_text(), message)
@@ -169,11 +218,14 @@ def _no_arrays(path):
     np.savez(path, x_train=np.zeros((2, 2)))
 
 
-@pytest.mark.parametrize("make_data,message", [
-    (_missing, "prepared dataset not found"),
-    (_not_a_zip, "is corrupt"),
-    (_no_arrays, "is corrupt"),
-])
+@pytest.mark.parametrize(
+    "make_data,message",
+    [
+        (_missing, "prepared dataset not found"),
+        (_not_a_zip, "is corrupt"),
+        (_no_arrays, "is corrupt"),
+    ],
+)
 def test_train_refuses_bad_dataset_file(make_data, message, tmp_path, capsys):
     exp = config.validate(TINY_CONFIG, SCHEMA)["experiments"]["tiny"]
     spec = json.dumps(config.group_spec("tiny", exp, "width~4_norm~none"))

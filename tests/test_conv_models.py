@@ -22,8 +22,9 @@ class RefCNN5(nn.Module):
         super().__init__()
         chans = [c_in, c, 2 * c, 4 * c, 8 * c]
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans, chans[1:]))
-        self.bns = nn.ModuleList(nn.BatchNorm2d(b) if batchnorm else nn.Identity()
-                                 for b in chans[1:])
+        self.bns = nn.ModuleList(
+            nn.BatchNorm2d(b) if batchnorm else nn.Identity() for b in chans[1:]
+        )
         self.fc = nn.Linear(8 * c, classes)
 
     def forward(self, x, drop):
@@ -64,8 +65,9 @@ class RefPreActBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes) if batchnorm else nn.Identity()
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride,
-                                                    bias=False))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+            )
 
     def forward(self, x, drop):
         out = F.relu(self.bn1(x))
@@ -109,8 +111,11 @@ def reference(name, width, batchnorm):
 
 
 # Stacked layer kind -> the plain layers it stands for.
-KINDS = {GroupedConv: (nn.Conv1d, nn.Conv2d), StackedLinear: (nn.Linear,),
-         ChannelBatchNorm: (nn.BatchNorm1d, nn.BatchNorm2d)}
+KINDS = {
+    GroupedConv: (nn.Conv1d, nn.Conv2d),
+    StackedLinear: (nn.Linear,),
+    ChannelBatchNorm: (nn.BatchNorm1d, nn.BatchNorm2d),
+}
 
 
 def paired_layers(stacked, ref):
@@ -129,8 +134,9 @@ def run_tensors(layer, i):
     """Run i's parameters and batchnorm statistics, shaped as the plain layer holds them."""
     if isinstance(layer, StackedLinear):
         return {"weight": layer.weight[i].T, "bias": layer.bias[i, 0]}
-    names = ["weight", "bias"] + (["running_mean", "running_var"]
-                                  if isinstance(layer, ChannelBatchNorm) else [])
+    names = ["weight", "bias"] + (
+        ["running_mean", "running_var"] if isinstance(layer, ChannelBatchNorm) else []
+    )
     return {n: getattr(layer, n)[i] for n in names if getattr(layer, n) is not None}
 
 
@@ -158,30 +164,44 @@ def assert_run_equal(stacked, ref, i, grads=False, wd=0.0, atol=1e-11):
 def run_tensors_grad(layer, i):
     if isinstance(layer, StackedLinear):
         return {"weight": layer.weight.grad[i].T, "bias": layer.bias.grad[i, 0]}
-    return {n: getattr(layer, n).grad[i] for n in ("weight", "bias")
-            if getattr(layer, n) is not None}
+    return {
+        n: getattr(layer, n).grad[i] for n in ("weight", "bias") if getattr(layer, n) is not None
+    }
 
 
 def image_data(name, n=48, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, *SAMPLE[name])).astype(np.float32)
     y = rng.integers(0, 10, n)
-    return data.Arrays(x_train=x, y_train=y, x_test=x[:8], y_test=y[:8], y_train_clean=y,
-                       num_classes=10)
+    return data.Arrays(
+        x_train=x, y_train=y, x_test=x[:8], y_test=y[:8], y_train_clean=y, num_classes=10
+    )
 
 
 def experiment(name, regs, training=None):
-    exp = {"dataset": {"name": DATASET[name], "n_train": 48, "n_test": 8}, "model": {"name": name},
-           "widths": [WIDTH[name]], "regularizers": regs, "seeds": [0, 1],
-           "training": {"lr": 0.05, "batch_size": 16, "epochs": 2, "eval_epochs": [2],
-                        **(training or {})}}
+    exp = {
+        "dataset": {"name": DATASET[name], "n_train": 48, "n_test": 8},
+        "model": {"name": name},
+        "widths": [WIDTH[name]],
+        "regularizers": regs,
+        "seeds": [0, 1],
+        "training": {
+            "lr": 0.05,
+            "batch_size": 16,
+            "epochs": 2,
+            "eval_epochs": [2],
+            **(training or {}),
+        },
+    }
     return config.validate({"experiments": {"t": exp}}, SCHEMA)["experiments"]["t"]
 
 
 REGS = {
     False: {"none": {}, "l2_dropout": {"weight_decay": 0.01, "dropout": 0.2}},
-    True: {"bn": {"batchnorm": True},
-           "bn_all": {"batchnorm": True, "dropout": 0.25, "weight_decay": 0.02}},
+    True: {
+        "bn": {"batchnorm": True},
+        "bn_all": {"batchnorm": True, "dropout": 0.25, "weight_decay": 0.02},
+    },
 }
 
 
@@ -225,7 +245,7 @@ def train_reference(ref, run, x, y, tr):
     for _ in range(tr["epochs"]):
         perm = torch.randperm(len(y), generator=order)
         for s in range(0, len(y), tr["batch_size"]):
-            idx = perm[s:s + tr["batch_size"]]
+            idx = perm[s : s + tr["batch_size"]]
             opt.zero_grad()
             reference_loss(ref, run, ref(x[idx], drop), y[idx], tr).backward()
             opt.step()
@@ -276,8 +296,14 @@ def cnn5_params(c, c_in, k, bn):
 
 def resnet18_params(k, c_in, classes, bn):
     # 3x3 convs: 298 k^2 in-out products, 1x1 shortcuts 42 k^2; 53 k channels of BN.
-    return 2682 * k * k + 42 * k * k + 9 * c_in * k + 8 * k * classes + classes + (
-        106 * k if bn else 0)
+    return (
+        2682 * k * k
+        + 42 * k * k
+        + 9 * c_in * k
+        + 8 * k * classes
+        + classes
+        + (106 * k if bn else 0)
+    )
 
 
 def mnist1d_cnn_params(c, bn):
@@ -287,9 +313,11 @@ def mnist1d_cnn_params(c, bn):
 @pytest.mark.parametrize("bn", [False, True])
 @pytest.mark.parametrize("width", [1, 3, 16])
 def test_param_counts_match_formulas_and_plain_modules(width, bn):
-    cases = [("cnn5", (3, 32, 32), cnn5_params(width, 3, 10, bn)),
-             ("preact_resnet18", (3, 32, 32), resnet18_params(width, 3, 10, bn)),
-             ("mnist1d_cnn", (1, 40), mnist1d_cnn_params(width, bn))]
+    cases = [
+        ("cnn5", (3, 32, 32), cnn5_params(width, 3, 10, bn)),
+        ("preact_resnet18", (3, 32, 32), resnet18_params(width, 3, 10, bn)),
+        ("mnist1d_cnn", (1, 40), mnist1d_cnn_params(width, bn)),
+    ]
     for name, shape, formula in cases:
         plain = sum(p.numel() for p in reference(name, width, bn).parameters())
         assert models.n_params({"name": name}, shape, 10, width, bn) == formula == plain, name

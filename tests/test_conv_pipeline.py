@@ -21,7 +21,7 @@ def test_cnn5_pipeline_on_cifar10_files(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "results" / "tiny_cnn"
     df = pd.read_parquet(out / "metrics.parquet")
-    assert list(df.columns[:len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
+    assert list(df.columns[: len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
     assert (df.model == "cnn5").all() and (df.dataset == "cifar10").all()
     assert df.run_id.nunique() == 4 and len(df) == 4 * 2  # widths x variants, 2 eval epochs
     assert sorted(df.epoch.unique()) == [1, 2]

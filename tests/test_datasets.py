@@ -17,9 +17,14 @@ SCHEMA = Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yam
 
 def experiment(dataset: dict) -> dict:
     """A minimal experiment around a dataset section, as a config file would hold it."""
-    return {"dataset": dataset, "model": {"name": "mlp", "depth": 1}, "widths": [8],
-            "regularizers": {"none": {}}, "seeds": [0],
-            "training": {"lr": 0.05, "batch_size": 20, "epochs": 3, "eval_epochs": [3]}}
+    return {
+        "dataset": dataset,
+        "model": {"name": "mlp", "depth": 1},
+        "widths": [8],
+        "regularizers": {"none": {}},
+        "seeds": [0],
+        "training": {"lr": 0.05, "batch_size": 20, "epochs": 3, "eval_epochs": [3]},
+    }
 
 
 def validated(**dataset) -> dict:
@@ -37,8 +42,12 @@ FILE_DATASETS = {
     "cifar10": lambda root: write_cifar(root, "cifar10"),
     "cifar100": lambda root: write_cifar(root, "cifar100"),
 }
-SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32),
-          "cifar100": (3, 32, 32)}
+SHAPES = {
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "cifar100": (3, 32, 32),
+}
 
 
 def source_rows(x: np.ndarray, originals: np.ndarray) -> np.ndarray:
@@ -62,8 +71,7 @@ def test_schema_fills_dataset_defaults():
 @pytest.mark.parametrize("name", FILE_DATASETS)
 def test_files_in_real_formats_load_with_their_labels(name, tmp_path):
     (x_pool, y_pool), (x_pool_test, y_pool_test) = FILE_DATASETS[name](tmp_path)
-    arrays = data.build(spec(name=name, root=str(tmp_path), n_train=12, n_test=5,
-                             normalize=False))
+    arrays = data.build(spec(name=name, root=str(tmp_path), n_train=12, n_test=5, normalize=False))
     assert arrays.x_train.shape == (12, *SHAPES[name]) == (12, *data.SOURCES[name].shape)
     assert arrays.x_test.shape == (5, *SHAPES[name])
     assert arrays.x_train.dtype == np.float32 and arrays.y_train.dtype == np.int64
@@ -71,8 +79,9 @@ def test_files_in_real_formats_load_with_their_labels(name, tmp_path):
     rows = source_rows(arrays.x_train, x_pool)
     assert len(set(rows)) == 12  # without replacement
     np.testing.assert_array_equal(arrays.y_train, y_pool[rows])
-    np.testing.assert_array_equal(arrays.y_test, y_pool_test[source_rows(arrays.x_test,
-                                                                         x_pool_test)])
+    np.testing.assert_array_equal(
+        arrays.y_test, y_pool_test[source_rows(arrays.x_test, x_pool_test)]
+    )
     assert 0 <= arrays.x_train.min() and arrays.x_train.max() <= 1
 
 
@@ -92,16 +101,28 @@ def test_subsampling_is_seeded(name, tmp_path):
 
 def test_smaller_training_sets_nest(tmp_path):
     write_cifar(tmp_path, "cifar10")
-    small, large = (data.build(spec(name="cifar10", root=str(tmp_path), n_train=n, n_test=5,
-                                    normalize=False)) for n in (6, 15))
+    small, large = (
+        data.build(spec(name="cifar10", root=str(tmp_path), n_train=n, n_test=5, normalize=False))
+        for n in (6, 15)
+    )
     np.testing.assert_array_equal(small.x_train, large.x_train[:6])
     np.testing.assert_array_equal(small.x_test, large.x_test)  # test set ignores n_train
 
 
 def test_normalize_standardizes_per_channel_with_train_statistics(tmp_path):
     write_cifar(tmp_path, "cifar10")
-    raw, norm = (data.build(spec(name="cifar10", root=str(tmp_path), n_train=N_TRAIN_FILE,
-                                 n_test=N_TEST_FILE, normalize=flag)) for flag in (False, True))
+    raw, norm = (
+        data.build(
+            spec(
+                name="cifar10",
+                root=str(tmp_path),
+                n_train=N_TRAIN_FILE,
+                n_test=N_TEST_FILE,
+                normalize=flag,
+            )
+        )
+        for flag in (False, True)
+    )
     np.testing.assert_allclose(norm.x_train.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     np.testing.assert_allclose(norm.x_train.std(axis=(0, 2, 3)), 1, atol=1e-5)
     mean = raw.x_train.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
@@ -130,15 +151,19 @@ def test_digits_split_is_disjoint_and_complete():
     expected = load_digits().data
     # Every original sample appears exactly once across the two sets.
     np.testing.assert_allclose(np.sort(loaded, axis=0), np.sort(expected, axis=0), atol=1e-5)
-    np.testing.assert_array_equal(np.sort(np.concatenate([arrays.y_train, arrays.y_test])),
-                                  np.sort(load_digits().target))
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([arrays.y_train, arrays.y_test])), np.sort(load_digits().target)
+    )
 
 
-@pytest.mark.parametrize("dataset, message", [
-    ({"name": "mnist", "n_train": 60001, "n_test": 100}, "60000"),
-    ({"name": "cifar100", "n_train": 100, "n_test": 10001}, "10000"),
-    ({"name": "digits", "n_train": 1000, "n_test": 900}, "1797"),
-])
+@pytest.mark.parametrize(
+    "dataset, message",
+    [
+        ({"name": "mnist", "n_train": 60001, "n_test": 100}, "60000"),
+        ({"name": "cifar100", "n_train": 100, "n_test": 10001}, "10000"),
+        ({"name": "digits", "n_train": 1000, "n_test": 900}, "1797"),
+    ],
+)
 def test_config_rejects_more_samples_than_the_source_has(dataset, message):
     with pytest.raises(config.ConfigError, match=message):
         validated(**dataset)
@@ -150,12 +175,15 @@ def test_files_smaller_than_requested_are_a_clear_error(tmp_path):
         data.build(spec(name="mnist", root=str(tmp_path), n_train=30, n_test=5))
 
 
-@pytest.mark.parametrize("name, folder, file", [
-    ("mnist", "MNIST/raw", "train-images-idx3-ubyte"),
-    ("fashion_mnist", "FashionMNIST/raw", "t10k-labels-idx1-ubyte"),
-    ("cifar10", "cifar-10-batches-py", "data_batch_1"),
-    ("cifar100", "cifar-100-python", "train"),
-])
+@pytest.mark.parametrize(
+    "name, folder, file",
+    [
+        ("mnist", "MNIST/raw", "train-images-idx3-ubyte"),
+        ("fashion_mnist", "FashionMNIST/raw", "t10k-labels-idx1-ubyte"),
+        ("cifar10", "cifar-10-batches-py", "data_batch_1"),
+        ("cifar100", "cifar-100-python", "train"),
+    ],
+)
 def test_missing_files_name_what_goes_where(name, folder, file, tmp_path, capsys):
     ds = spec(name=name, root=str(tmp_path), n_train=10, n_test=5)
     status = cli.main(["data", "--spec", json.dumps(ds), "--out", str(tmp_path / "d.npz")])
@@ -169,16 +197,21 @@ def test_missing_files_name_what_goes_where(name, folder, file, tmp_path, capsys
 @pytest.fixture
 def offline_download(monkeypatch):
     """Stand-in for torchvision's CIFAR download: `fetch(root)` plays the network."""
+
     def use(fetch):
-        monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive",
-                            lambda url, root, **kw: fetch(Path(root)))
+        monkeypatch.setattr(
+            "torchvision.datasets.utils.download_and_extract_archive",
+            lambda url, root, **kw: fetch(Path(root)),
+        )
+
     return use
 
 
 def test_download_fetches_missing_files(tmp_path, offline_download):
     offline_download(lambda root: write_cifar(root, "cifar10"))
-    arrays = data.build(spec(name="cifar10", root=str(tmp_path), n_train=10, n_test=5,
-                             download=True))
+    arrays = data.build(
+        spec(name="cifar10", root=str(tmp_path), n_train=10, n_test=5, download=True)
+    )
     assert arrays.x_train.shape == (10, 3, 32, 32)
 
 
@@ -188,8 +221,7 @@ def test_failed_download_is_one_line(tmp_path, offline_download):
 
     offline_download(unreachable)
     with pytest.raises(FileNotFoundError) as info:
-        data.build(spec(name="cifar10", root=str(tmp_path), n_train=10, n_test=5,
-                        download=True))
+        data.build(spec(name="cifar10", root=str(tmp_path), n_train=10, n_test=5, download=True))
     message = str(info.value)
     assert "\n" not in message and "download into" in message
     assert "name or service not known" in message and "cifar-10-python.tar.gz" in message
@@ -218,15 +250,25 @@ def test_label_noise_wrong_class_changes_every_pick():
 
 def test_label_noise_wrong_class_through_build(tmp_path):
     write_cifar(tmp_path, "cifar100")
-    arrays = data.build(spec(name="cifar100", root=str(tmp_path), n_train=N_TRAIN_FILE,
-                             n_test=5, label_noise=0.25, noise_mode="wrong_class"))
+    arrays = data.build(
+        spec(
+            name="cifar100",
+            root=str(tmp_path),
+            n_train=N_TRAIN_FILE,
+            n_test=5,
+            label_noise=0.25,
+            noise_mode="wrong_class",
+        )
+    )
     assert arrays.noisy_mask.sum() == round(0.25 * N_TRAIN_FILE)
     assert ((0 <= arrays.y_train) & (arrays.y_train < 100)).all()
 
 
 def test_label_noise_leaves_inputs_and_clean_labels_alone():
-    clean, noisy = (data.build(spec(name="digits", n_train=300, n_test=100, label_noise=rate))
-                    for rate in (0.0, 0.4))
+    clean, noisy = (
+        data.build(spec(name="digits", n_train=300, n_test=100, label_noise=rate))
+        for rate in (0.0, 0.4)
+    )
     np.testing.assert_array_equal(clean.x_train, noisy.x_train)
     np.testing.assert_array_equal(clean.y_train, noisy.y_train_clean)
     assert noisy.noisy_mask.sum() > 0.3 * 300
@@ -245,8 +287,9 @@ def test_mlp_trains_on_images():
     exp["training"]["epochs"], exp["training"]["eval_epochs"] = 5, [1, 5]
     (gid,) = config.groups(exp)
     arrays = data.build(exp["dataset"])
-    table = train.train_group(config.group_spec("e", exp, gid), arrays, device="cpu",
-                              log=lambda _: None)
+    table = train.train_group(
+        config.group_spec("e", exp, gid), arrays, device="cpu", log=lambda _: None
+    )
     assert train.input_shape(exp, arrays) == (64,)
     assert (table.n_params == 64 * 8 + 8 + 8 * 10 + 10).all()
     first, last = (table[table.epoch == e].iloc[0] for e in (1, 5))

@@ -34,23 +34,39 @@ def row(reg: str, i: int, seed: int, epoch: int, label_noise: float) -> dict:
     train = FINAL_TRAIN[reg][i] if final else 0.8
     width = WIDTHS[i]
     return {
-        "experiment": "synthetic", "dataset": "mnist1d", "model": "mlp", "width": width,
-        "n_params": n_params(width), "regularizer": reg, "seed": seed, "epoch": epoch,
-        "train_loss": 2 * train, "train_error": train, "train_error_clean": train,
-        "test_loss": 2 * test, "test_error": test + SEED_OFFSET[seed],
-        "noisy_fit": 1 - train, "diverged": False,
-        "run_id": f"width~{width}_reg~{reg}_seed~{seed}", "n_train": N_TRAIN,
-        "num_classes": N_CLASSES, "label_noise": label_noise,
+        "experiment": "synthetic",
+        "dataset": "mnist1d",
+        "model": "mlp",
+        "width": width,
+        "n_params": n_params(width),
+        "regularizer": reg,
+        "seed": seed,
+        "epoch": epoch,
+        "train_loss": 2 * train,
+        "train_error": train,
+        "train_error_clean": train,
+        "test_loss": 2 * test,
+        "test_error": test + SEED_OFFSET[seed],
+        "noisy_fit": 1 - train,
+        "diverged": False,
+        "run_id": f"width~{width}_reg~{reg}_seed~{seed}",
+        "n_train": N_TRAIN,
+        "num_classes": N_CLASSES,
+        "label_noise": label_noise,
     }
 
 
 def synthetic(label_noise: float = 0.2) -> pd.DataFrame:
     """A tidy metrics table: 2 regularizers x 4 widths x 2 seeds x 3 evaluation epochs."""
-    return pd.DataFrame([
-        row(reg, i, seed, epoch, label_noise)
-        for reg in FINAL_TEST for i in range(len(WIDTHS)) for seed in SEED_OFFSET
-        for epoch in EPOCHS
-    ])
+    return pd.DataFrame(
+        [
+            row(reg, i, seed, epoch, label_noise)
+            for reg in FINAL_TEST
+            for i in range(len(WIDTHS))
+            for seed in SEED_OFFSET
+            for epoch in EPOCHS
+        ]
+    )
 
 
 @pytest.fixture
@@ -66,8 +82,9 @@ def two_noise_levels() -> pd.DataFrame:
 def with_diverged_run(df: pd.DataFrame) -> pd.DataFrame:
     """Add a third `none` seed at width 16 that diverged with a test error of 0.95."""
     extra = df[(df["regularizer"] == "none") & (df["width"] == 16) & (df["seed"] == 0)].copy()
-    extra = extra.assign(seed=2, run_id="width~16_reg~none_seed~2", diverged=True,
-                         test_error=0.95, train_error=0.9)
+    extra = extra.assign(
+        seed=2, run_id="width~16_reg~none_seed~2", diverged=True, test_error=0.95, train_error=0.9
+    )
     return pd.concat([df, extra], ignore_index=True)
 
 
@@ -105,8 +122,9 @@ def test_summary_ignores_diverged_runs_for_the_peak(table):
 
 def test_summary_leaves_out_a_run_that_diverged_only_at_its_last_evaluation(table):
     """Its earlier, finite evaluations must not stand in for its final result."""
-    late = table[(table["regularizer"] == "none") & (table["width"] == 16)
-                 & (table["seed"] == 0)].assign(seed=2, run_id="late", test_error=0.95)
+    late = table[
+        (table["regularizer"] == "none") & (table["width"] == 16) & (table["seed"] == 0)
+    ].assign(seed=2, run_id="late", test_error=0.95)
     late["diverged"] = late["epoch"] == EPOCHS[-1]
     s = results.summary(pd.concat([table, late]), tol=0.01).set_index("regularizer")
     assert s.loc["none", "peak_width"] == 4  # the 0.95 at epoch 10 would move it to 16
@@ -116,7 +134,11 @@ def test_summary_leaves_out_a_run_that_diverged_only_at_its_last_evaluation(tabl
 def test_summary_has_a_row_per_noise_level_and_regularizer(two_noise_levels):
     s = results.summary(two_noise_levels, tol=0.01)
     assert sorted(zip(s["label_noise"], s["regularizer"])) == [
-        (0.1, "l2"), (0.1, "none"), (0.2, "l2"), (0.2, "none")]
+        (0.1, "l2"),
+        (0.1, "none"),
+        (0.2, "l2"),
+        (0.2, "none"),
+    ]
 
 
 # The LaTeX table.
@@ -199,8 +221,9 @@ def test_model_wise_ci_band_is_reproducible(table):
     def band(fig):
         return fig.axes[0].collections[0].get_paths()[0].vertices
 
-    np.testing.assert_array_equal(band(plots.model_wise(table, errorbar="ci")),
-                                  band(plots.model_wise(table, errorbar="ci")))
+    np.testing.assert_array_equal(
+        band(plots.model_wise(table, errorbar="ci")), band(plots.model_wise(table, errorbar="ci"))
+    )
 
 
 def test_model_wise_loss_plots_losses(table):
@@ -234,10 +257,15 @@ def test_epoch_curves_show_smallest_threshold_and_largest_width(table):
     fig = plots.epoch_curves(table, tol=0.01)
     none, l2 = fig.axes
     assert [t.get_text() for t in none.get_legend().get_texts()] == [
-        "h = 2 (smallest)", "h = 8 (threshold)", "h = 16 (largest)"]
+        "h = 2 (smallest)",
+        "h = 8 (threshold)",
+        "h = 16 (largest)",
+    ]
     # l2 first fits at the largest width: one curve for both roles, named the threshold.
     assert [t.get_text() for t in l2.get_legend().get_texts()] == [
-        "h = 2 (smallest)", "h = 16 (threshold)"]
+        "h = 2 (smallest)",
+        "h = 16 (threshold)",
+    ]
     assert len(none.lines) == 3 and none.get_xscale() == "log"
 
 
@@ -248,14 +276,24 @@ def test_cli_figures_are_the_plot_functions():
     assert cli.FIGURES == list(plots.FIGURES)
 
 
-@pytest.mark.parametrize("figure", [f for f in cli.FIGURES
-                                    if f not in cli.GRID_FIGURES + cli.SIZE_FIGURES])
+@pytest.mark.parametrize(
+    "figure", [f for f in cli.FIGURES if f not in cli.GRID_FIGURES + cli.SIZE_FIGURES]
+)
 def test_cli_writes_pdf_png_svg(tmp_path, table, figure):
     metrics = tmp_path / "metrics.parquet"
     table.to_parquet(metrics)
     out = [tmp_path / f"{figure}.{ext}" for ext in ("pdf", "png", "svg")]
-    argv = ["plot", "--figure", figure, "--metrics", str(metrics), "--spec", json.dumps(SPEC),
-            "--out", *map(str, out)]
+    argv = [
+        "plot",
+        "--figure",
+        figure,
+        "--metrics",
+        str(metrics),
+        "--spec",
+        json.dumps(SPEC),
+        "--out",
+        *map(str, out),
+    ]
     assert cli.main(argv) == 0
     pdf, png, svg = (path.read_bytes() for path in out)
     assert pdf.startswith(b"%PDF")
@@ -268,8 +306,17 @@ def test_cli_summarize_writes_csv_and_latex(tmp_path, table):
     metrics = tmp_path / "metrics.parquet"
     table.to_parquet(metrics)
     csv, tex = tmp_path / "summary.csv", tmp_path / "summary.tex"
-    argv = ["summarize", "--metrics", str(metrics), "--tol", "0.01", "--out", str(csv),
-            "--tex", str(tex)]
+    argv = [
+        "summarize",
+        "--metrics",
+        str(metrics),
+        "--tol",
+        "0.01",
+        "--out",
+        str(csv),
+        "--tex",
+        str(tex),
+    ]
     assert cli.main(argv) == 0
     assert len(pd.read_csv(csv)) == 2
     assert "\\bottomrule" in tex.read_text()
@@ -279,18 +326,30 @@ def test_model_wise_marks_diverged_runs_instead_of_crashing(table):
     fig = plots.model_wise(with_diverged_run(table))
     marks = [c for c in fig.axes[0].collections if c.get_label() == "_diverged"]
     assert len(marks) == 1 and len(marks[0].get_offsets()) == 1
-    assert not [c for c in plots.model_wise(table).axes[0].collections
-                if c.get_label() == "_diverged"]
+    assert not [
+        c for c in plots.model_wise(table).axes[0].collections if c.get_label() == "_diverged"
+    ]
 
 
 def test_peak_is_after_the_classical_dip_not_the_underfit_smallest_model():
     widths = [2, 4, 8, 16, 32, 64]
     test = [0.70, 0.50, 0.45, 0.55, 0.48, 0.44]
     train = [0.70, 0.40, 0.20, 0.00, 0.00, 0.00]
-    df = pd.DataFrame({
-        "regularizer": "none", "width": widths, "n_params": [w * 10 for w in widths],
-        "seed": 0, "epoch": 9, "run_id": [f"w{w}" for w in widths], "test_error": test,
-        "train_error": train, "diverged": False, "label_noise": 0.15, "n_train": 400})
+    df = pd.DataFrame(
+        {
+            "regularizer": "none",
+            "width": widths,
+            "n_params": [w * 10 for w in widths],
+            "seed": 0,
+            "epoch": 9,
+            "run_id": [f"w{w}" for w in widths],
+            "test_error": test,
+            "train_error": train,
+            "diverged": False,
+            "label_noise": 0.15,
+            "n_train": 400,
+        }
+    )
     s = results.summary(df, tol=0.01).iloc[0]
     assert s["threshold_width"] == 16
     assert (s["dip_width"], s["dip_test_error"]) == (8, 0.45)

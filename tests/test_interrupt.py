@@ -38,14 +38,19 @@ def test_stop_then_rerun_finishes_and_keeps_finished_groups(tmp_path, sig):
     with open(log, "w") as out:
         # SIGINT back to its default in the child, as in a terminal: a suite started in the
         # background by a non-interactive shell inherits SIGINT ignored, and Python keeps it so.
-        run = subprocess.Popen(snakemake_cmd(tmp_path, configfile=config),
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        run = subprocess.Popen(
+            snakemake_cmd(tmp_path, configfile=config),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     # Stop once Snakemake has recorded data + the small group as done and the big one
     # has a checkpoint: a job whose output exists but is not yet recorded is rightly redone.
     deadline = time.time() + 240
     while time.time() < deadline and not (
-            re.search(r"\b2 of \d+ steps", log.read_text()) and checkpoint.exists()):
+        re.search(r"\b2 of \d+ steps", log.read_text()) and checkpoint.exists()
+    ):
         time.sleep(0.2)
     assert run.poll() is None and small.exists() and not big.exists()
     finished = small.stat().st_mtime_ns

@@ -22,8 +22,7 @@ def test_batchnorm_only_in_batchnorm_variant():
     normed = StackedMLP(2, 40, 8, 2, 10, batchnorm=True)
     assert not any(isinstance(m, StackedBatchNorm) for m in plain.modules())
     assert sum(isinstance(m, StackedBatchNorm) for m in normed.modules()) == 2
-    extra = sum(p.numel() for p in normed.parameters()) - sum(
-        p.numel() for p in plain.parameters())
+    extra = sum(p.numel() for p in normed.parameters()) - sum(p.numel() for p in plain.parameters())
     assert extra == 2 * 2 * 8 * 2  # runs x layers x width x (scale, shift)
     assert models.n_params(MLP, (40,), 10, 8, True) == 8 * 8 + 52 * 8 + 10 + 32
 
@@ -56,8 +55,10 @@ def test_narrow_head_matches_the_plain_product_and_its_gradients():
     # A wide MLP's head (fan_in >= WIDE_IN, fan_out < NARROW_OUT) takes NarrowLinear: the same
     # values as baddbmm, and gradients that pass a finite-difference check.
     g = torch.Generator().manual_seed(0)
-    h, w, b = (torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True)
-               for s in [(2, 5, layers.WIDE_IN), (2, layers.WIDE_IN, 3), (2, 1, 3)])
+    h, w, b = (
+        torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True)
+        for s in [(2, 5, layers.WIDE_IN), (2, layers.WIDE_IN, 3), (2, 1, 3)]
+    )
     out = layers.linear(h, w, b)
     assert out.grad_fn.name().startswith("NarrowLinear")
     torch.testing.assert_close(out, torch.baddbmm(b, h, w), rtol=0, atol=1e-12)

@@ -40,10 +40,14 @@ def set_torch(opt, lr):
 
 CASES = {
     "sgd": (lambda p: optim.SGD(p, 0.1), lambda p: torch.optim.SGD(p, 0.1, fused=True)),
-    "sgd_momentum": (lambda p: optim.SGD(p, 0.1, momentum=0.9),
-                     lambda p: torch.optim.SGD(p, 0.1, momentum=0.9, fused=True)),
-    "adam": (lambda p: optim.Adam(p, 0.1, (0.8, 0.99), 1e-6),
-             lambda p: torch.optim.Adam(p, 0.1, betas=(0.8, 0.99), eps=1e-6, fused=True)),
+    "sgd_momentum": (
+        lambda p: optim.SGD(p, 0.1, momentum=0.9),
+        lambda p: torch.optim.SGD(p, 0.1, momentum=0.9, fused=True),
+    ),
+    "adam": (
+        lambda p: optim.Adam(p, 0.1, (0.8, 0.99), 1e-6),
+        lambda p: torch.optim.Adam(p, 0.1, betas=(0.8, 0.99), eps=1e-6, fused=True),
+    ),
 }
 
 
@@ -70,8 +74,9 @@ def test_state_dict_resumes_exactly(case):
     first = [p.clone().requires_grad_() for p in start]
     opt = make(first)
     run(opt, first, grads[:2], LRS[:2], set_ours)
-    state = {k: [t.clone() for t in v] if isinstance(v, list) else v
-             for k, v in opt.state_dict().items()}
+    state = {
+        k: [t.clone() for t in v] if isinstance(v, list) else v for k, v in opt.state_dict().items()
+    }
     resumed = [p.detach().clone().requires_grad_() for p in first]
     fresh = make(resumed)
     fresh.load_state_dict(state)
@@ -87,12 +92,13 @@ def test_unknown_optimizer_is_named():
 
 def test_training_does_not_import_dynamo():
     # torch.optim's constructor imports torch._dynamo: about a second of every training job.
-    code = ("import sys, torch\n"
-            "from doubledescent import optim\n"
-            "p = torch.zeros(2, 3, requires_grad=True)\n"
-            "for opt in (optim.SGD([p], 0.1, 0.9), optim.Adam([p], 0.1, (0.9, 0.999), 1e-8)):\n"
-            "    p.sum().backward(); opt.step(); opt.zero_grad()\n"
-            "print('torch._dynamo' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, torch\n"
+        "from doubledescent import optim\n"
+        "p = torch.zeros(2, 3, requires_grad=True)\n"
+        "for opt in (optim.SGD([p], 0.1, 0.9), optim.Adam([p], 0.1, (0.9, 0.999), 1e-8)):\n"
+        "    p.sum().backward(); opt.step(); opt.zero_grad()\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

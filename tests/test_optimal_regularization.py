@@ -29,10 +29,24 @@ def grid_table() -> pd.DataFrame:
     errors = {(8, 0.0): 0.50, (8, 0.1): 0.40, (64, 0.0): 0.30, (64, 0.1): 0.35}
     # Validation agrees with the test set at width 8 and is fooled at width 64.
     val = {(8, 0.0): 0.6, (8, 0.1): 0.5, (64, 0.0): 0.45, (64, 0.1): 0.4}
-    rows = [{"regularizer": f"l2@{wd:g}", "weight_decay": wd, "width": w, "n_params": 10 * w,
-             "seed": s, "epoch": 5, "run_id": f"{w}-{wd}-{s}", "label_noise": 0.2, "n_train": 240,
-             "diverged": False, "test_error": e + 0.01 * s, "val_error": val[w, wd]}
-            for (w, wd), e in errors.items() for s in (0, 1)]
+    rows = [
+        {
+            "regularizer": f"l2@{wd:g}",
+            "weight_decay": wd,
+            "width": w,
+            "n_params": 10 * w,
+            "seed": s,
+            "epoch": 5,
+            "run_id": f"{w}-{wd}-{s}",
+            "label_noise": 0.2,
+            "n_train": 240,
+            "diverged": False,
+            "test_error": e + 0.01 * s,
+            "val_error": val[w, wd],
+        }
+        for (w, wd), e in errors.items()
+        for s in (0, 1)
+    ]
     rows.append({**rows[0], "regularizer": "none", "run_id": "n"})  # not part of a grid
     return pd.DataFrame(rows)
 
@@ -57,8 +71,15 @@ def test_validation_choice_reports_the_chosen_lambdas_test_error():
 def test_table_sets_the_validation_choice_beside_the_oracle():
     best = results.optimal_regularization(grid_table()).set_index("width")
     assert list(best.columns) == [
-        "label_noise", "n_train", "family", "n_params", "chosen_weight_decay",
-        "chosen_test_error", "oracle_weight_decay", "oracle_test_error"]
+        "label_noise",
+        "n_train",
+        "family",
+        "n_params",
+        "chosen_weight_decay",
+        "chosen_test_error",
+        "oracle_weight_decay",
+        "oracle_test_error",
+    ]
     # Width 64: validation is fooled into 0.1 (test error 0.355), the oracle takes 0.0 (0.305).
     assert best.loc[64, ["chosen_weight_decay", "oracle_weight_decay"]].tolist() == [0.1, 0.0]
     assert best.loc[64, "chosen_test_error"] == pytest.approx(0.355)
@@ -82,11 +103,25 @@ def test_a_run_that_diverges_at_its_last_evaluation_is_left_out():
 def test_ties_go_to_the_smaller_weight_decay():
     """Validation ties 0.01 with 0.1 (their test errors differ), the test set 0 with 0.01."""
     errors = {0.1: (0.4, 0.4), 0.01: (0.4, 0.3), 0.0: (0.5, 0.3)}  # lambda: (val, test)
-    df = pd.DataFrame([  # largest lambda first: the choice must not follow the row order
-        {"regularizer": f"l2@{wd:g}", "weight_decay": wd, "width": 8, "n_params": 80,
-         "seed": 0, "epoch": 5, "run_id": f"{wd}", "label_noise": 0.2, "n_train": 240,
-         "diverged": False, "val_error": val, "test_error": test}
-        for wd, (val, test) in errors.items()])
+    df = pd.DataFrame(
+        [  # largest lambda first: the choice must not follow the row order
+            {
+                "regularizer": f"l2@{wd:g}",
+                "weight_decay": wd,
+                "width": 8,
+                "n_params": 80,
+                "seed": 0,
+                "epoch": 5,
+                "run_id": f"{wd}",
+                "label_noise": 0.2,
+                "n_train": 240,
+                "diverged": False,
+                "val_error": val,
+                "test_error": test,
+            }
+            for wd, (val, test) in errors.items()
+        ]
+    )
     best = results.optimal_regularization(df).iloc[0]
     assert (best["chosen_weight_decay"], best["chosen_test_error"]) == (0.01, 0.3)
     assert (best["oracle_weight_decay"], best["oracle_test_error"]) == (0.0, 0.3)

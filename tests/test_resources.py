@@ -40,15 +40,21 @@ def test_a_sample_wise_sweep_is_costed_per_size_and_holds_its_largest_set():
     sizes = {**EXP, "dataset": {**EXP["dataset"], "n_train": [1000, 4000]}}
     largest = {**EXP, "dataset": {**EXP["dataset"], "n_train": 4000}}
     assert resources.train_seconds(sizes, 300, 9, 1000) == pytest.approx(
-        resources.train_seconds(largest, 300, 9) / 4)
+        resources.train_seconds(largest, 300, 9) / 4
+    )
     assert resources.train_seconds(sizes, 300, 9) == resources.train_seconds(largest, 300, 9)
     assert resources.train_mem_mb(sizes, 300, 9) == resources.train_mem_mb(largest, 300, 9)
 
 
 def conv_experiment(model: str, dataset: str, epochs: int = 100) -> dict:
-    exp = {"dataset": {"name": dataset, "n_train": 50000, "n_test": 10000},
-           "model": {"name": model}, "widths": [8], "regularizers": {"none": {}}, "seeds": [0],
-           "training": {"batch_size": 128, "epochs": epochs}}
+    exp = {
+        "dataset": {"name": dataset, "n_train": 50000, "n_test": 10000},
+        "model": {"name": model},
+        "widths": [8],
+        "regularizers": {"none": {}},
+        "seeds": [0],
+        "training": {"batch_size": 128, "epochs": epochs},
+    }
     return config.validate({"experiments": {"e": exp}}, SCHEMA)["experiments"]["e"]
 
 
@@ -59,8 +65,11 @@ def counted_conv_macs(module, shape) -> int:
     def hook(conv, inputs, out):
         total.append(out[0].numel() * conv.in_channels * math.prod(conv.kernel_size))
 
-    handles = [m.register_forward_hook(hook) for m in module.modules()
-               if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in module.modules()
+        if isinstance(m, (nn.Conv1d, nn.Conv2d))
+    ]
     module.eval()
     module(torch.zeros(1, *shape), lambda h: h)
     for h in handles:
@@ -68,14 +77,22 @@ def counted_conv_macs(module, shape) -> int:
     return sum(total)
 
 
-@pytest.mark.parametrize("model,dataset,shape", [
-    ("cnn5", "cifar10", (3, 32, 32)), ("cnn5", "mnist", (1, 28, 28)),
-    ("preact_resnet18", "cifar10", (3, 32, 32)), ("mnist1d_cnn", "mnist1d", (1, 40)),
-])
+@pytest.mark.parametrize(
+    "model,dataset,shape",
+    [
+        ("cnn5", "cifar10", (3, 32, 32)),
+        ("cnn5", "mnist", (1, 28, 28)),
+        ("preact_resnet18", "cifar10", (3, 32, 32)),
+        ("mnist1d_cnn", "mnist1d", (1, 40)),
+    ],
+)
 @pytest.mark.parametrize("width", [1, 5, 16])
 def test_conv_macs_match_a_count_on_the_plain_module(model, dataset, shape, width):
-    ref = (test_conv_models.RefCNN5(shape[0], width, 10, batchnorm=False) if model == "cnn5"
-           else test_conv_models.reference(model, width, batchnorm=False))
+    ref = (
+        test_conv_models.RefCNN5(shape[0], width, 10, batchnorm=False)
+        if model == "cnn5"
+        else test_conv_models.reference(model, width, batchnorm=False)
+    )
     expected = counted_conv_macs(ref, shape)
     assert resources.forward_macs(conv_experiment(model, dataset), width) == expected
 

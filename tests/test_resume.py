@@ -20,14 +20,30 @@ METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noi
 
 def spec() -> dict:
     exp = {
-        "dataset": {"name": "mnist1d", "n_train": 300, "n_test": 200, "label_noise": 0.2,
-                    "noise_mode": "random_class", "seed": 7},
-        "model": {"name": "mlp", "depth": 2}, "widths": [256],
-        "regularizers": {"none": {"weight_decay": 0.0, "dropout": 0.0, "batchnorm": False},
-                         "dropout": {"weight_decay": 0.0, "dropout": 0.3, "batchnorm": False}},
+        "dataset": {
+            "name": "mnist1d",
+            "n_train": 300,
+            "n_test": 200,
+            "label_noise": 0.2,
+            "noise_mode": "random_class",
+            "seed": 7,
+        },
+        "model": {"name": "mlp", "depth": 2},
+        "widths": [256],
+        "regularizers": {
+            "none": {"weight_decay": 0.0, "dropout": 0.0, "batchnorm": False},
+            "dropout": {"weight_decay": 0.0, "dropout": 0.3, "batchnorm": False},
+        },
         "seeds": [0, 1],
-        "training": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 10,
-                     "epochs": 40, "loss": "cross_entropy", "eval_epochs": 6},
+        "training": {
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "momentum": 0.9,
+            "batch_size": 10,
+            "epochs": 40,
+            "loss": "cross_entropy",
+            "eval_epochs": 6,
+        },
     }
     exp = config.validate({"experiments": {"resume": exp}}, SCHEMA)["experiments"]["resume"]
     return config.group_spec("resume", exp, "width~256_norm~none")
@@ -43,9 +59,24 @@ def checkpoint_epoch(path) -> int:
 def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
     data.save(small_data, tmp_path / "data.npz")
     ckpt, out = tmp_path / "group.pt", tmp_path / "group.parquet"
-    cmd = [sys.executable, "-m", "doubledescent", "train", "--spec", json.dumps(spec()),
-           "--data", str(tmp_path / "data.npz"), "--out", str(out), "--device", "cpu",
-           "--checkpoint", str(ckpt), "--checkpoint-every", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "doubledescent",
+        "train",
+        "--spec",
+        json.dumps(spec()),
+        "--data",
+        str(tmp_path / "data.npz"),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--checkpoint",
+        str(ckpt),
+        "--checkpoint-every",
+        "3",
+    ]
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while checkpoint_epoch(ckpt) < 9 and job.poll() is None and time.time() < deadline:
@@ -79,14 +110,32 @@ def test_checkpoint_of_another_spec_is_ignored(tmp_path, small_data):
 def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkeypatch):
     """A conv group with batchnorm, dropout and augmentation: every stream and statistic
     that the next epoch depends on comes back from the checkpoint."""
-    exp = config.validate({"experiments": {"c": {
-        "dataset": {"name": "cifar10", "n_train": 48, "n_test": 8}, "model": {"name": "cnn5"},
-        "widths": [2], "regularizers": {"bn": {"batchnorm": True, "dropout": 0.2,
-                                               "weight_decay": 0.01}},
-        "seeds": [0, 1],
-        "training": {"optimizer": "adam", "lr": 1e-3, "batch_size": 16, "epochs": 4,
-                     "eval_epochs": [1, 2, 3, 4], "augment": {"crop_padding": 2, "hflip": True},
-                     "schedule": "inverse_sqrt", "schedule_steps": 2}}}}, SCHEMA)
+    exp = config.validate(
+        {
+            "experiments": {
+                "c": {
+                    "dataset": {"name": "cifar10", "n_train": 48, "n_test": 8},
+                    "model": {"name": "cnn5"},
+                    "widths": [2],
+                    "regularizers": {
+                        "bn": {"batchnorm": True, "dropout": 0.2, "weight_decay": 0.01}
+                    },
+                    "seeds": [0, 1],
+                    "training": {
+                        "optimizer": "adam",
+                        "lr": 1e-3,
+                        "batch_size": 16,
+                        "epochs": 4,
+                        "eval_epochs": [1, 2, 3, 4],
+                        "augment": {"crop_padding": 2, "hflip": True},
+                        "schedule": "inverse_sqrt",
+                        "schedule_steps": 2,
+                    },
+                }
+            }
+        },
+        SCHEMA,
+    )
     spec = config.group_spec("c", exp["experiments"]["c"], "width~2_norm~batch")
     arrays = image_data("cnn5")
     whole = train.train_group(spec, arrays, device="cpu", log=lambda s: None)
@@ -102,11 +151,13 @@ def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkey
     monkeypatch.setattr(train, "train_epoch", crash_in_third_epoch)
     ckpt = tmp_path / "c.pt"
     with pytest.raises(KeyboardInterrupt):
-        train.train_group(spec, arrays, device="cpu", log=lambda s: None,
-                          checkpoint_path=ckpt, checkpoint_every=1)
+        train.train_group(
+            spec, arrays, device="cpu", log=lambda s: None, checkpoint_path=ckpt, checkpoint_every=1
+        )
     monkeypatch.setattr(train, "train_epoch", real_epoch)
     lines = []
-    resumed = train.train_group(spec, arrays, device="cpu", log=lines.append,
-                                checkpoint_path=ckpt, checkpoint_every=1)
+    resumed = train.train_group(
+        spec, arrays, device="cpu", log=lines.append, checkpoint_path=ckpt, checkpoint_every=1
+    )
     assert lines[0] == "resuming from the checkpoint at epoch 2"
     pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS])

@@ -15,9 +15,13 @@ SIZES = [100, 200, 400]
 
 def experiment(n_train, validation: int = 0, name: str = "mnist1d") -> dict:
     """A validated experiment with two widths, a batchnorm variant and two seeds."""
-    exp = {"dataset": {"name": name, "n_train": n_train, "validation": validation},
-           "model": {"name": "mlp"}, "widths": [8, 4],
-           "regularizers": {"none": {}, "bn": {"batchnorm": True}}, "seeds": [0, 1]}
+    exp = {
+        "dataset": {"name": name, "n_train": n_train, "validation": validation},
+        "model": {"name": "mlp"},
+        "widths": [8, 4],
+        "regularizers": {"none": {}, "bn": {"batchnorm": True}},
+        "seeds": [0, 1],
+    }
     return config.validate({"experiments": {"e": exp}}, SCHEMA)["experiments"]["e"]
 
 
@@ -41,20 +45,32 @@ def test_a_single_size_keeps_ids_and_specs_as_before_sweeps():
     exp = experiment(400)
     assert not config.sweeps_sizes(exp)
     assert config.runs(exp)[0].run_id == "width~4_reg~none_seed~0"
-    assert list(config.groups(exp)) == ["width~4_norm~none", "width~4_norm~batch",
-                                        "width~8_norm~none", "width~8_norm~batch"]
+    assert list(config.groups(exp)) == [
+        "width~4_norm~none",
+        "width~4_norm~batch",
+        "width~8_norm~none",
+        "width~8_norm~batch",
+    ]
     spec = config.group_spec("e", exp, "width~4_norm~none")
     assert "n_train" not in spec and "n_train" not in spec["runs"][0]
     assert spec["dataset"] == exp["dataset"] == config.dataset_spec(exp)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"n_train": [100, 60001], "name": "mnist"},
-     "config.experiments.e.dataset.n_train: 60001 exceeds the 60000 samples"),
-    ({"n_train": [100, 400], "validation": 100},
-     "config.experiments.e.dataset.validation: 100 leaves no training samples of n_train = 100"),
-    ({"n_train": [400]}, "config.experiments.e.dataset.n_train: [400] is too short"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (
+            {"n_train": [100, 60001], "name": "mnist"},
+            "config.experiments.e.dataset.n_train: 60001 exceeds the 60000 samples",
+        ),
+        (
+            {"n_train": [100, 400], "validation": 100},
+            "config.experiments.e.dataset.validation: 100 leaves no training samples of "
+            "n_train = 100",
+        ),
+        ({"n_train": [400]}, "config.experiments.e.dataset.n_train: [400] is too short"),
+    ],
+)
 def test_every_size_is_checked(kwargs, message):
     with pytest.raises(config.ConfigError) as e:
         experiment(**kwargs)
@@ -107,8 +123,10 @@ def test_training_a_size_fits_its_subset(prepared):
     spec = config.group_spec("e", exp, "n~200_width~4_norm~none")
     table = train.train_group(spec, prepared, device="cpu", log=lambda _: None)
     assert set(table["n_train"]) == {160}  # the samples fitted: 200 less the validation split
-    assert set(table["run_id"]) == {"n~200_width~4_reg~none_seed~0",
-                                    "n~200_width~4_reg~none_seed~1"}
+    assert set(table["run_id"]) == {
+        "n~200_width~4_reg~none_seed~0",
+        "n~200_width~4_reg~none_seed~1",
+    }
 
 
 # Analyses of a table with several sizes: synthetic final test errors with known answers.
@@ -124,13 +142,26 @@ def error(width: int, n: int) -> float:
 
 def sweep_table() -> pd.DataFrame:
     """Two regularizers x 8 widths x 3 sizes x 2 seeds, one evaluation; plus a diverged run."""
-    rows = [{"regularizer": reg, "width": w, "n_params": 10 * w, "n_train": n, "seed": s,
-             "epoch": 3, "test_error": error(w, n) + (0.01 if s else -0.01) + (reg == "l2") * 0.1,
-             "train_error": 0.0, "diverged": False, "label_noise": 0.2,
-             "run_id": f"n~{n}_width~{w}_reg~{reg}_seed~{s}"}
-            for reg in ("none", "l2") for w in WIDTHS for n in N for s in (0, 1)]
-    rows.append({**rows[0], "seed": 2, "run_id": "diverged", "diverged": True,
-                 "test_error": 0.99})
+    rows = [
+        {
+            "regularizer": reg,
+            "width": w,
+            "n_params": 10 * w,
+            "n_train": n,
+            "seed": s,
+            "epoch": 3,
+            "test_error": error(w, n) + (0.01 if s else -0.01) + (reg == "l2") * 0.1,
+            "train_error": 0.0,
+            "diverged": False,
+            "label_noise": 0.2,
+            "run_id": f"n~{n}_width~{w}_reg~{reg}_seed~{s}",
+        }
+        for reg in ("none", "l2")
+        for w in WIDTHS
+        for n in N
+        for s in (0, 1)
+    ]
+    rows.append({**rows[0], "seed": 2, "run_id": "diverged", "diverged": True, "test_error": 0.99})
     return pd.DataFrame(rows)
 
 
@@ -159,11 +190,17 @@ def test_sample_wise_figure_has_a_panel_per_regularizer_and_a_line_per_width():
 
 
 def test_model_wise_analyses_keep_sizes_apart():
-    df = sweep_table().assign(n_params=lambda d: 10 * d["width"], noisy_fit=0.0,
-                              num_classes=10, train_loss=0.1, test_loss=1.0)
+    df = sweep_table().assign(
+        n_params=lambda d: 10 * d["width"],
+        noisy_fit=0.0,
+        num_classes=10,
+        train_loss=0.1,
+        test_loss=1.0,
+    )
     s = results.summary(df, tol=0.01)
     assert sorted(set(zip(s["n_train"], s["regularizer"]))) == [
-        (n, reg) for n in N for reg in ("l2", "none")]
+        (n, reg) for n in N for reg in ("l2", "none")
+    ]
     at_200 = s[(s["n_train"] == 200) & (s["regularizer"] == "none")].iloc[0]
     assert at_200["min_test_error"] == pytest.approx(error(256, 200))
     tex = results.summary_latex(s)
@@ -172,8 +209,7 @@ def test_model_wise_analyses_keep_sizes_apart():
     assert [ax.get_title() for ax in fig.axes[:3]] == ["n = 100", "n = 200", "n = 400"]
     curve = next(line for line in fig.axes[1].lines if line.get_linestyle() == "-")
     np.testing.assert_allclose(curve.get_ydata(), [error(w, 200) for w in WIDTHS])
-    titles = [ax.get_title() for ax in plots.epoch_wise(df, size="width").axes
-              if ax.get_title()]
+    titles = [ax.get_title() for ax in plots.epoch_wise(df, size="width").axes if ax.get_title()]
     assert titles[:2] == ["none, n = 100", "l2, n = 100"] and len(titles) == 6
 
 
@@ -193,12 +229,12 @@ def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(pipeline):
     assert (pipeline / "figures" / "sample_wise.pdf").read_bytes().startswith(b"%PDF")
     assert (pipeline / "figures" / "optimal_regularization.pdf").exists()
     assert sorted(p.stem for p in (pipeline / "groups").iterdir()) == [
-        f"n~{n}_width~{w}_norm~none" for n in (150, 300) for w in (32, 4)]
+        f"n~{n}_width~{w}_norm~none" for n in (150, 300) for w in (32, 4)
+    ]
     summary = pd.read_csv(pipeline / "summary.csv")
     assert sorted(set(summary["n_train"])) == [100, 250]
     best = pd.read_csv(pipeline / "optimal_regularization.csv")
-    assert sorted(zip(best["n_train"], best["width"])) == [(100, 4), (100, 32), (250, 4),
-                                                           (250, 32)]
+    assert sorted(zip(best["n_train"], best["width"])) == [(100, 4), (100, 32), (250, 4), (250, 32)]
 
 
 def test_adding_a_smaller_size_leaves_the_other_groups_untouched():

@@ -65,17 +65,24 @@ def _started(stdout: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def local_slurm():
     """A running single-node SLURM cluster, or a skip saying why there can't be one."""
-    pytest.importorskip("snakemake_executor_plugin_slurm",
-                        reason="needs the 'slurm' extra: pip install -e '.[slurm]'")
+    pytest.importorskip(
+        "snakemake_executor_plugin_slurm",
+        reason="needs the 'slurm' extra: pip install -e '.[slurm]'",
+    )
     if os.geteuid() != 0:
         pytest.skip("starting a local SLURM cluster needs root")
     if not (shutil.which("slurmctld") or shutil.which("apt-get")):
         pytest.skip("SLURM is not installed and apt-get is not available to install it")
     # Not pytest's tmp_path: that is private to root, and slurmctld runs as the slurm user.
     state = tempfile.mkdtemp(prefix="local-slurm-")
-    proc = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "LOCAL_SLURM_STATE": state},
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        ["bash", str(START)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "LOCAL_SLURM_STATE": state},
+        stdin=subprocess.DEVNULL,
+    )
     pids = _started(proc.stdout)
     try:
         if proc.returncode != 0:

@@ -21,19 +21,31 @@ VARIANTS = {
     "batchnorm": {"batchnorm": True},
     "bn_all": {"batchnorm": True, "dropout": 0.25, "weight_decay": 0.02},
 }
-TRAINING = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 64, "epochs": 2,
-            "loss": "cross_entropy", "eval_epochs": [1, 2]}
+TRAINING = {
+    "optimizer": "sgd",
+    "lr": 0.05,
+    "momentum": 0.9,
+    "batch_size": 64,
+    "epochs": 2,
+    "loss": "cross_entropy",
+    "eval_epochs": [1, 2],
+}
 
 
-def experiment(regs: dict, widths=(12,), seeds=(0, 1), epochs=2, training=None,
-               model=None) -> dict:
+def experiment(regs: dict, widths=(12,), seeds=(0, 1), epochs=2, training=None, model=None) -> dict:
     """A validated experiment, so every key the trainer reads has the schema's default."""
     exp = {
         "dataset": {"name": "mnist1d", "label_noise": 0.2},
         "model": {"name": "mlp", "depth": 2, **(model or {})},
-        "widths": list(widths), "regularizers": regs, "seeds": list(seeds),
-        "training": {**TRAINING, "epochs": epochs, "eval_epochs": list(range(1, epochs + 1)),
-                     **(training or {})},
+        "widths": list(widths),
+        "regularizers": regs,
+        "seeds": list(seeds),
+        "training": {
+            **TRAINING,
+            "epochs": epochs,
+            "eval_epochs": list(range(1, epochs + 1)),
+            **(training or {}),
+        },
     }
     return config.validate({"experiments": {"t": exp}}, SCHEMA)["experiments"]["t"]
 
@@ -45,7 +57,8 @@ class Reference(nn.Module):
         super().__init__()
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.norms = nn.ModuleList(
-            nn.BatchNorm1d(w) if batchnorm else nn.Identity() for w in widths[1:-1])
+            nn.BatchNorm1d(w) if batchnorm else nn.Identity() for w in widths[1:-1]
+        )
         self.norm_after = norm_after
 
     def forward(self, x, masks):
@@ -79,8 +92,11 @@ def reference_optimizer(ref: nn.Module, run: Run, tr: dict) -> torch.optim.Optim
     decay = reference_decayed(ref, tr)
     rest = [p for p in ref.parameters() if all(p is not d for d in decay)]
     wd = 0.0 if tr["l2_mode"] == "penalty" else run.weight_decay  # penalty: in the loss
-    groups = [g for g in ({"params": decay, "weight_decay": wd},
-                          {"params": rest, "weight_decay": 0.0}) if g["params"]]
+    groups = [
+        g
+        for g in ({"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0})
+        if g["params"]
+    ]
     if tr["optimizer"] == "sgd":
         assert tr["l2_mode"] != "decoupled", "torch.optim has no decoupled SGD to compare with"
         return torch.optim.SGD(groups, lr=tr["lr"], momentum=tr["momentum"])
@@ -95,7 +111,7 @@ def reference_loss(ref: nn.Module, run: Run, out, y, tr: dict):
     else:
         loss = F.cross_entropy(out, y)
     if tr["l2_mode"] == "penalty":
-        loss = loss + run.weight_decay * sum((p ** 2).sum() for p in reference_decayed(ref, tr))
+        loss = loss + run.weight_decay * sum((p**2).sum() for p in reference_decayed(ref, tr))
     return loss
 
 
@@ -103,19 +119,25 @@ def train_reference(ref: Reference, run: Run, x, y, tr: dict) -> None:
     """Plain per-run torch.optim training with the same random streams the group trainer uses."""
     opt = reference_optimizer(ref, run, tr)
     k = tr["schedule_steps"]
-    factor = (lambda t: 1 / math.sqrt(1 + t // k)) if tr["schedule"] == "inverse_sqrt" else (
-        lambda t: 1.0)
+    factor = (
+        (lambda t: 1 / math.sqrt(1 + t // k))
+        if tr["schedule"] == "inverse_sqrt"
+        else (lambda t: 1.0)
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     order, drop = train.generator(run.seed, "order"), train.generator(run.seed, "dropout")
     ref.train()
     for _ in range(tr["epochs"]):
         perm = torch.randperm(len(y), generator=order)
         for s in range(0, len(y), tr["batch_size"]):
-            idx = perm[s:s + tr["batch_size"]]
+            idx = perm[s : s + tr["batch_size"]]
             masks = [None] * len(ref.norms)
             if run.dropout > 0:
-                masks = [(torch.rand(len(idx), lin.out_features, generator=drop) >= run.dropout)
-                         .double() / (1 - run.dropout) for lin in ref.linears[:-1]]
+                masks = [
+                    (torch.rand(len(idx), lin.out_features, generator=drop) >= run.dropout).double()
+                    / (1 - run.dropout)
+                    for lin in ref.linears[:-1]
+                ]
             opt.zero_grad()
             reference_loss(ref, run, ref(x[idx], masks), y[idx], tr).backward()
             opt.step()
@@ -156,8 +178,9 @@ def test_vectorized_training_equals_separate_models(small_data, batchnorm):
 
 
 def test_first_step_gradients_equal_separate_models(small_data):
-    exp = experiment({"none": {}, "l2": {"weight_decay": 0.1}, "bn": {"batchnorm": True}},
-                     seeds=(3,))
+    exp = experiment(
+        {"none": {}, "l2": {"weight_decay": 0.1}, "bn": {"batchnorm": True}}, seeds=(3,)
+    )
     for gid in config.groups(exp):
         group, data, _ = stacked_group(exp, small_data, gid)
         refs = [reference_from(group, i) for i in range(len(group.runs))]
@@ -191,8 +214,9 @@ def test_dropout_active_in_training_and_off_in_evaluation(small_data):
     group.model.train()
     assert not torch.allclose(group.model(x, mask), group.model(x, mask))
     # Evaluation takes no masks and is deterministic.
-    torch.testing.assert_close(train.predict(group.model, data.x_test),
-                               train.predict(group.model, data.x_test))
+    torch.testing.assert_close(
+        train.predict(group.model, data.x_test), train.predict(group.model, data.x_test)
+    )
     assert experiment_group_without_dropout(small_data).mask is None
 
 
@@ -201,14 +225,26 @@ def experiment_group_without_dropout(small_data):
 
 
 def test_run_results_do_not_depend_on_group_composition(small_data):
-    alone = train.train_group(config.group_spec("t", experiment({"none": {}}, seeds=(1,)),
-                                                "width~12_norm~none"),
-                              small_data, device="cpu", log=lambda s: None, dtype=torch.float64)
+    alone = train.train_group(
+        config.group_spec("t", experiment({"none": {}}, seeds=(1,)), "width~12_norm~none"),
+        small_data,
+        device="cpu",
+        log=lambda s: None,
+        dtype=torch.float64,
+    )
     together = train.train_group(
-        config.group_spec("t", experiment({"l2": {"weight_decay": 0.1}, "none": {},
-                                           "dropout": {"dropout": 0.5}}, seeds=(0, 1)),
-                          "width~12_norm~none"),
-        small_data, device="cpu", log=lambda s: None, dtype=torch.float64)
+        config.group_spec(
+            "t",
+            experiment(
+                {"l2": {"weight_decay": 0.1}, "none": {}, "dropout": {"dropout": 0.5}}, seeds=(0, 1)
+            ),
+            "width~12_norm~none",
+        ),
+        small_data,
+        device="cpu",
+        log=lambda s: None,
+        dtype=torch.float64,
+    )
     mine = together[together.run_id == alone.run_id.iloc[0]].reset_index(drop=True)
     cols = ["epoch", "train_loss", "test_loss", "test_error"]
     pd.testing.assert_frame_equal(alone[cols], mine[cols], rtol=1e-9)

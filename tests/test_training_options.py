@@ -10,9 +10,12 @@ from doubledescent import checkpoint, config, train
 from tests.conftest import SCHEMA
 from tests.test_train import assert_equals_separate_models, experiment, stacked_group
 
-REGS = {"none": {}, "l2": {"weight_decay": 0.05}, "l2_dropout": {"weight_decay": 0.1,
-                                                                  "dropout": 0.2},
-        "bn_l2": {"batchnorm": True, "weight_decay": 0.05}}
+REGS = {
+    "none": {},
+    "l2": {"weight_decay": 0.05},
+    "l2_dropout": {"weight_decay": 0.1, "dropout": 0.2},
+    "bn_l2": {"batchnorm": True, "weight_decay": 0.05},
+}
 ADAM = {"optimizer": "adam", "lr": 0.01, "adam_betas": [0.8, 0.99], "adam_eps": 1e-6}
 OPTIONS = {
     "adam_coupled": ADAM,
@@ -35,16 +38,21 @@ def test_option_equals_separate_models(small_data, options, gid):
 
 
 def test_batchnorm_after_activation_equals_separate_models(small_data):
-    exp = experiment(REGS, widths=(6,), seeds=(0,),
-                     model={"batchnorm_position": "after_activation"})
+    exp = experiment(
+        REGS, widths=(6,), seeds=(0,), model={"batchnorm_position": "after_activation"}
+    )
     assert_equals_separate_models(exp, small_data, "width~6_norm~batch")
 
 
 def test_batchnorm_position_changes_the_network(small_data):
     outs = []
     for position in ("before_activation", "after_activation"):
-        exp = experiment({"bn": {"batchnorm": True}}, widths=(6,), seeds=(0,),
-                         model={"batchnorm_position": position})
+        exp = experiment(
+            {"bn": {"batchnorm": True}},
+            widths=(6,),
+            seeds=(0,),
+            model={"batchnorm_position": position},
+        )
         group, data, _ = stacked_group(exp, small_data, "width~6_norm~batch")
         outs.append(group.model(data.x_train[:32]))
     assert not torch.allclose(*outs)
@@ -52,8 +60,11 @@ def test_batchnorm_position_changes_the_network(small_data):
 
 def trained(small_data, regs, training, steps=6):
     """A group's parameters after `steps` steps on the first minibatches, taken in order."""
-    group, data, _ = stacked_group(experiment(regs, widths=(6,), seeds=(0,), training=training),
-                                   small_data, "width~6_norm~none")
+    group, data, _ = stacked_group(
+        experiment(regs, widths=(6,), seeds=(0,), training=training),
+        small_data,
+        "width~6_norm~none",
+    )
     for s in range(steps):
         idx = torch.arange(s * 32, (s + 1) * 32).expand(len(group.runs), 32)
         train.train_step(group, data.x_train[idx], data.y_train[idx])
@@ -84,8 +95,9 @@ def test_decay_all_shrinks_the_biases_too(small_data):
     start = trained(small_data, regs, sgd, steps=0)
     weights = trained(small_data, regs, {**sgd, "decay": "weights"}, steps=1)
     everything = trained(small_data, regs, {**sgd, "decay": "all"}, steps=1)
-    model = stacked_group(experiment(regs, widths=(6,), seeds=(0,)), small_data,
-                          "width~6_norm~none")[0].model
+    model = stacked_group(
+        experiment(regs, widths=(6,), seeds=(0,)), small_data, "width~6_norm~none"
+    )[0].model
     names = [n for n, _ in model.named_parameters()]
     for name, p0, w, a in zip(names, start, weights, everything):
         if name.startswith("biases"):
@@ -97,8 +109,14 @@ def test_decay_all_shrinks_the_biases_too(small_data):
 def test_learning_rate_schedules():
     tr = {"lr": 0.1, "schedule": "inverse_sqrt", "schedule_steps": 512}
     got = [train.learning_rate(tr, t) for t in (0, 511, 512, 1023, 1024, 2048)]
-    want = [0.1, 0.1, 0.1 / math.sqrt(2), 0.1 / math.sqrt(2), 0.1 / math.sqrt(3),
-            0.1 / math.sqrt(5)]
+    want = [
+        0.1,
+        0.1,
+        0.1 / math.sqrt(2),
+        0.1 / math.sqrt(2),
+        0.1 / math.sqrt(3),
+        0.1 / math.sqrt(5),
+    ]
     assert got == pytest.approx(want, rel=1e-15)
     assert train.learning_rate({**tr, "schedule": "constant"}, 10**6) == 0.1
     with pytest.raises(ValueError, match="schedule"):
@@ -106,17 +124,28 @@ def test_learning_rate_schedules():
 
 
 def test_schedule_step_survives_checkpoint_and_resume(tmp_path, small_data):
-    exp = experiment({"none": {}}, widths=(6,), seeds=(0,),
-                     training={"schedule": "inverse_sqrt", "schedule_steps": 2})
+    exp = experiment(
+        {"none": {}},
+        widths=(6,),
+        seeds=(0,),
+        training={"schedule": "inverse_sqrt", "schedule_steps": 2},
+    )
     spec = config.group_spec("t", exp, "width~6_norm~none")
-    whole = train.train_group(spec, small_data, device="cpu", log=lambda s: None,
-                              dtype=torch.float64)
+    whole = train.train_group(
+        spec, small_data, device="cpu", log=lambda s: None, dtype=torch.float64
+    )
     group, data, _ = stacked_group(exp, small_data, "width~6_norm~none")
     train.train_epoch(group, data, spec["training"]["batch_size"])
     assert group.step == math.ceil(300 / 64)
     checkpoint.save(tmp_path / "c.pt", spec, group, checkpoint.Progress(epoch=1))
-    resumed = train.train_group(spec, small_data, device="cpu", log=lambda s: None,
-                                dtype=torch.float64, checkpoint_path=tmp_path / "c.pt")
+    resumed = train.train_group(
+        spec,
+        small_data,
+        device="cpu",
+        log=lambda s: None,
+        dtype=torch.float64,
+        checkpoint_path=tmp_path / "c.pt",
+    )
     last = whole[whole.epoch == 2].reset_index(drop=True)
     for col in ("train_loss", "test_loss", "test_error"):
         assert resumed[col].tolist() == pytest.approx(last[col].tolist(), rel=1e-12)
@@ -126,8 +155,9 @@ def test_mse_loss_convention():
     logits = torch.tensor([[[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]]], dtype=torch.float64)
     y = torch.tensor([0, 2])
     # Per sample, summed over classes: (1 + 0 + 1) and (0.25 + 0.25 + 0.25).
-    torch.testing.assert_close(train.sample_losses(logits, y, "mse"),
-                               torch.tensor([[2.0, 0.75]], dtype=torch.float64))
+    torch.testing.assert_close(
+        train.sample_losses(logits, y, "mse"), torch.tensor([[2.0, 0.75]], dtype=torch.float64)
+    )
 
 
 def test_evaluation_reports_the_configured_loss(small_data):
@@ -141,25 +171,39 @@ def test_evaluation_reports_the_configured_loss(small_data):
     assert not torch.allclose(ce, expected)
 
 
-@pytest.mark.parametrize("precision,model,device,expected", [
-    ("auto", "cnn5", "cuda", True),
-    ("auto", "preact_resnet18", "cuda", True),
-    ("auto", "mnist1d_cnn", "cuda", True),
-    ("auto", "mlp", "cuda", False),
-    ("fp32", "cnn5", "cuda", False),
-    ("bf16", "mlp", "cuda", True),
-    ("auto", "cnn5", "cpu", False),
-    ("bf16", "cnn5", "cpu", False),  # the CPU stays fp32
-])
+@pytest.mark.parametrize(
+    "precision,model,device,expected",
+    [
+        ("auto", "cnn5", "cuda", True),
+        ("auto", "preact_resnet18", "cuda", True),
+        ("auto", "mnist1d_cnn", "cuda", True),
+        ("auto", "mlp", "cuda", False),
+        ("fp32", "cnn5", "cuda", False),
+        ("bf16", "mlp", "cuda", True),
+        ("auto", "cnn5", "cpu", False),
+        ("bf16", "cnn5", "cpu", False),  # the CPU stays fp32
+    ],
+)
 def test_precision_resolves(precision, model, device, expected):
     assert train.uses_bf16(precision, model, torch.device(device)) is expected
 
 
 def test_cpu_training_of_a_conv_net_stays_float32():
-    exp = config.validate({"experiments": {"e": {
-        "dataset": {"name": "mnist1d"}, "model": {"name": "mnist1d_cnn"}, "widths": [3],
-        "regularizers": {"none": {}}, "seeds": [0],
-        "training": {"precision": "bf16"}}}}, SCHEMA)["experiments"]["e"]
+    exp = config.validate(
+        {
+            "experiments": {
+                "e": {
+                    "dataset": {"name": "mnist1d"},
+                    "model": {"name": "mnist1d_cnn"},
+                    "widths": [3],
+                    "regularizers": {"none": {}},
+                    "seeds": [0],
+                    "training": {"precision": "bf16"},
+                }
+            }
+        },
+        SCHEMA,
+    )["experiments"]["e"]
     assert exp["training"]["precision"] == "bf16"
     spec = config.group_spec("e", exp, "width~3_norm~none")
     group = train.make_group(spec, [config.Run(**r) for r in spec["runs"]], (1, 40), 10, "cpu")

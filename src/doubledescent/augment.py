@@ -28,8 +28,9 @@ def augment(x: torch.Tensor, generators: list[torch.Generator], spec: dict) -> t
     `crop_padding` at a random offset, then flipped left-right with probability 1/2 if
     `hflip`; one gather for all runs and samples."""
     runs, batch, _, height, width = x.shape
-    dy, dx, flip = (torch.stack(d) for d in zip(*(draw(g, batch, spec, x.device)
-                                                  for g in generators)))  # (R, B) each
+    dy, dx, flip = (
+        torch.stack(d) for d in zip(*(draw(g, batch, spec, x.device) for g in generators))
+    )  # (R, B) each
     pad = spec["crop_padding"]
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = dy[..., None] + torch.arange(height, device=x.device)  # (R, B, H)

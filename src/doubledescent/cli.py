@@ -10,8 +10,15 @@ from pathlib import Path
 from doubledescent.config import ConfigError
 
 # The figure names, without importing matplotlib for every other step.
-FIGURES = ["model_wise", "model_wise_loss", "memorization", "epoch_wise", "epoch_curves",
-           "optimal_regularization", "sample_wise"]
+FIGURES = [
+    "model_wise",
+    "model_wise_loss",
+    "memorization",
+    "epoch_wise",
+    "epoch_curves",
+    "optimal_regularization",
+    "sample_wise",
+]
 # Drawn only for experiments that sweep a weight-decay grid.
 GRID_FIGURES = ["optimal_regularization"]
 # Drawn only for experiments that sweep training-set sizes.
@@ -32,10 +39,15 @@ def _train(args) -> None:
     from doubledescent.provenance import now
 
     spec = json.loads(args.spec)
-    table = train.train_group(spec, data.load(args.data), device=args.device,
-                              threads=args.threads, log=lambda s: print(s, flush=True),
-                              checkpoint_path=args.checkpoint,
-                              checkpoint_every=args.checkpoint_every)
+    table = train.train_group(
+        spec,
+        data.load(args.data),
+        device=args.device,
+        threads=args.threads,
+        log=lambda s: print(s, flush=True),
+        checkpoint_path=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+    )
     # Where and when, for provenance: on a cluster each group may run on another node.
     write_table(table.assign(hostname=platform.node(), finished_at=now()), args.out)
     if args.checkpoint:  # the table is the result now; the checkpoint has done its job

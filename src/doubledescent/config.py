@@ -21,8 +21,12 @@ class ConfigError(ValueError):
 # The input each model family takes (the registry itself is doubledescent.models, which
 # needs torch; this stays importable where Snakemake parses the config): `vector` flattens
 # any dataset, `image` needs (C, H, W) images, `sequence` MNIST-1D's 1-D signals.
-MODEL_INPUTS = {"mlp": "vector", "cnn5": "image", "preact_resnet18": "image",
-                "mnist1d_cnn": "sequence"}
+MODEL_INPUTS = {
+    "mlp": "vector",
+    "cnn5": "image",
+    "preact_resnet18": "image",
+    "mnist1d_cnn": "sequence",
+}
 
 
 def _with_defaults(validator_class):
@@ -97,8 +101,10 @@ def _check_experiment(name: str, exp: dict) -> None:
                 f"that {ds['name']} provides"
             )
     if ds["validation"] >= min(train_sizes(exp)):
-        raise ConfigError(f"{where}.dataset.validation: {ds['validation']} leaves no training "
-                          f"samples of n_train = {min(train_sizes(exp))}")
+        raise ConfigError(
+            f"{where}.dataset.validation: {ds['validation']} leaves no training "
+            f"samples of n_train = {min(train_sizes(exp))}"
+        )
     total = limits.get("n_total")
     if total is not None and sizes["n_train"] + ds["n_test"] > total:
         raise ConfigError(
@@ -109,8 +115,10 @@ def _check_experiment(name: str, exp: dict) -> None:
     aug = exp["training"]["augment"]
     if (aug["crop_padding"] or aug["hflip"]) and MODEL_INPUTS[exp["model"]["name"]] != "image":
         image_models = ", ".join(m for m, kind in MODEL_INPUTS.items() if kind == "image")
-        raise ConfigError(f"{where}.training.augment: crops and flips need an image model "
-                          f"({image_models}), not {exp['model']['name']}")
+        raise ConfigError(
+            f"{where}.training.augment: crops and flips need an image model "
+            f"({image_models}), not {exp['model']['name']}"
+        )
     epochs = exp["training"]["epochs"]
     evals = exp["training"]["eval_epochs"]
     if isinstance(evals, list) and max(evals) > epochs:
@@ -123,11 +131,13 @@ def _check_model_fits_data(where: str, model: str, dataset: str) -> None:
     """Conv nets need the layout they convolve over: images, or MNIST-1D's signals."""
     layout, images = MODEL_INPUTS[model], SOURCES[dataset].images
     if layout == "image" and not images:
-        raise ConfigError(f"{where}.model.name: {model} needs image data, and {dataset} "
-                          "is not an image dataset")
+        raise ConfigError(
+            f"{where}.model.name: {model} needs image data, and {dataset} is not an image dataset"
+        )
     if layout == "sequence" and images:
-        raise ConfigError(f"{where}.model.name: {model} takes 1-D signals (mnist1d), not "
-                          f"{dataset}'s images")
+        raise ConfigError(
+            f"{where}.model.name: {model} takes 1-D signals (mnist1d), not {dataset}'s images"
+        )
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -166,8 +176,9 @@ def check_results_dir(results: str | Path, experiments) -> None:
     for folder in [Path(results), *(Path(results) / name for name in experiments)]:
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"results folder {folder} exists but is not a directory")
-    existing = next(p for p in [Path(results).absolute(), *Path(results).absolute().parents]
-                    if p.exists())
+    existing = next(
+        p for p in [Path(results).absolute(), *Path(results).absolute().parents] if p.exists()
+    )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"results folder {results} is not writable: {existing} is read-only")
 
@@ -186,8 +197,10 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        return f"{_size_prefix(self.n_train)}width~{self.width}_reg~{self.regularizer}" \
-               f"_seed~{self.seed}"
+        return (
+            f"{_size_prefix(self.n_train)}width~{self.width}_reg~{self.regularizer}"
+            f"_seed~{self.seed}"
+        )
 
     def to_dict(self) -> dict:
         # Without a sweep the dict, and so the group spec, is what it was before sweeps

@@ -106,8 +106,13 @@ def _load_digits(spec: dict):
 
     d = load_digits()
     n_train = spec["n_train"]
-    x, y = _subsample(d.images[:, None], d.target, n_train + spec["n_test"], _rng(spec, "train"),
-                      "digits n_train + n_test")
+    x, y = _subsample(
+        d.images[:, None],
+        d.target,
+        n_train + spec["n_test"],
+        _rng(spec, "train"),
+        "digits n_train + n_test",
+    )
     return _pixels(x[:n_train], 16), y[:n_train], _pixels(x[n_train:], 16), y[n_train:]
 
 
@@ -116,9 +121,11 @@ def _root(spec: dict) -> Path:
     return Path(spec["root"]).expanduser()
 
 
-def _ensure_files(spec: dict, folder: Path, names: list[str], fetch: Callable[[], object],
-                  how: str) -> None:
+def _ensure_files(
+    spec: dict, folder: Path, names: list[str], fetch: Callable[[], object], how: str
+) -> None:
     """Download missing files if allowed; if still missing, one line that says what to do."""
+
     def missing():
         return [n for n in names if not (folder / n).is_file()]
 
@@ -144,8 +151,13 @@ def _load_mnist_like(class_name: str, spec: dict):
     cls, root = getattr(datasets, class_name), _root(spec)
     # torchvision reads the uncompressed files and checks only that they exist.
     names = [name.removesuffix(".gz") for name, _ in cls.resources]
-    _ensure_files(spec, root / class_name / "raw", names, lambda: cls(root, download=True),
-                  f"place the gunzipped files from {cls.mirrors[0]} there")
+    _ensure_files(
+        spec,
+        root / class_name / "raw",
+        names,
+        lambda: cls(root, download=True),
+        f"place the gunzipped files from {cls.mirrors[0]} there",
+    )
     pools = [cls(root, train=train) for train in (True, False)]
     train, test = [(d.data.numpy()[:, None], d.targets.numpy()) for d in pools]
     return _from_pools(spec, train, test, 255)
@@ -174,26 +186,45 @@ def _load_cifar_like(class_name: str, spec: dict):
     test_names = [name for name, _ in cls.test_list]
     # torchvision's file names and archive, but our reader: its CIFAR classes accept only
     # files with the official md5 sums, which would reject users' subsets or re-packs.
-    fetch = partial(download_and_extract_archive, cls.url, str(root), filename=cls.filename,
-                    md5=cls.tgz_md5)
-    _ensure_files(spec, folder, train_names + test_names, fetch,
-                  f"extract {cls.url} into {root}")
-    return _from_pools(spec, _read_cifar(folder, train_names), _read_cifar(folder, test_names),
-                       255)
+    fetch = partial(
+        download_and_extract_archive, cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5
+    )
+    _ensure_files(spec, folder, train_names + test_names, fetch, f"extract {cls.url} into {root}")
+    return _from_pools(spec, _read_cifar(folder, train_names), _read_cifar(folder, test_names), 255)
 
 
 # The one place to add a dataset (and its name to the schema's `dataset.name` enum).
 SOURCES: dict[str, Source] = {
     "mnist1d": Source(load=_load_mnist1d, num_classes=10, shape=(40,)),
     "digits": Source(load=_load_digits, num_classes=10, shape=(1, 8, 8), max_total=1797),
-    "mnist": Source(load=partial(_load_mnist_like, "MNIST"), num_classes=10,
-                    shape=(1, 28, 28), max_train=60000, max_test=10000),
-    "fashion_mnist": Source(load=partial(_load_mnist_like, "FashionMNIST"), num_classes=10,
-                            shape=(1, 28, 28), max_train=60000, max_test=10000),
-    "cifar10": Source(load=partial(_load_cifar_like, "CIFAR10"), num_classes=10,
-                      shape=(3, 32, 32), max_train=50000, max_test=10000),
-    "cifar100": Source(load=partial(_load_cifar_like, "CIFAR100"), num_classes=100,
-                       shape=(3, 32, 32), max_train=50000, max_test=10000),
+    "mnist": Source(
+        load=partial(_load_mnist_like, "MNIST"),
+        num_classes=10,
+        shape=(1, 28, 28),
+        max_train=60000,
+        max_test=10000,
+    ),
+    "fashion_mnist": Source(
+        load=partial(_load_mnist_like, "FashionMNIST"),
+        num_classes=10,
+        shape=(1, 28, 28),
+        max_train=60000,
+        max_test=10000,
+    ),
+    "cifar10": Source(
+        load=partial(_load_cifar_like, "CIFAR10"),
+        num_classes=10,
+        shape=(3, 32, 32),
+        max_train=50000,
+        max_test=10000,
+    ),
+    "cifar100": Source(
+        load=partial(_load_cifar_like, "CIFAR100"),
+        num_classes=100,
+        shape=(3, 32, 32),
+        max_train=50000,
+        max_test=10000,
+    ),
 }
 
 
@@ -282,13 +313,19 @@ def nested_subset(arrays: Arrays, n_train: int, seed: int) -> Arrays:
     """
     n_fit = n_train - len(arrays.y_val)
     if not 0 < n_fit <= len(arrays.y_train):
-        raise ValueError(f"n_train {n_train} does not fit the prepared {len(arrays.y_train)} "
-                         f"training and {len(arrays.y_val)} validation samples")
+        raise ValueError(
+            f"n_train {n_train} does not fit the prepared {len(arrays.y_train)} "
+            f"training and {len(arrays.y_val)} validation samples"
+        )
     rng = np.random.default_rng([seed, STREAMS["subset"]])
     # Sorted, so that the samples keep the prepared order and a full-size subset is the set.
     keep = np.sort(nested_order(arrays.noisy_mask, rng)[:n_fit])
-    return replace(arrays, x_train=arrays.x_train[keep], y_train=arrays.y_train[keep],
-                   y_train_clean=arrays.y_train_clean[keep])
+    return replace(
+        arrays,
+        x_train=arrays.x_train[keep],
+        y_train=arrays.y_train[keep],
+        y_train_clean=arrays.y_train_clean[keep],
+    )
 
 
 def save(arrays: Arrays, path: str | Path) -> None:

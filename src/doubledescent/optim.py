@@ -29,10 +29,18 @@ class SGD:
             p.grad = None
 
     def step(self) -> None:
-        torch._fused_sgd_(self.params, [p.grad for p in self.params], self.momentum_buffers,
-                          weight_decay=0.0, momentum=self.momentum, lr=self.lr,
-                          dampening=0.0, nesterov=False, maximize=False,
-                          is_first_step=self.first_step)
+        torch._fused_sgd_(
+            self.params,
+            [p.grad for p in self.params],
+            self.momentum_buffers,
+            weight_decay=0.0,
+            momentum=self.momentum,
+            lr=self.lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+            is_first_step=self.first_step,
+        )
         self.first_step = False
 
     def state_dict(self) -> dict:
@@ -53,8 +61,7 @@ class Adam:
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
         # One step count per tensor, float32 on its device, as the fused kernel takes them.
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device)
-                      for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -62,14 +69,24 @@ class Adam:
 
     def step(self) -> None:
         torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(self.params, [p.grad for p in self.params], self.exp_avgs,
-                           self.exp_avg_sqs, [], self.steps, amsgrad=False, lr=self.lr,
-                           beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0,
-                           eps=self.eps, maximize=False)
+        torch._fused_adam_(
+            self.params,
+            [p.grad for p in self.params],
+            self.exp_avgs,
+            self.exp_avg_sqs,
+            [],
+            self.steps,
+            amsgrad=False,
+            lr=self.lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            weight_decay=0.0,
+            eps=self.eps,
+            maximize=False,
+        )
 
     def state_dict(self) -> dict:
-        return {"exp_avgs": self.exp_avgs, "exp_avg_sqs": self.exp_avg_sqs,
-                "steps": self.steps}
+        return {"exp_avgs": self.exp_avgs, "exp_avg_sqs": self.exp_avg_sqs, "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("exp_avgs", "exp_avg_sqs", "steps"):

@@ -61,8 +61,7 @@ def save(fig: plt.Figure, paths: list[str | Path]) -> None:
         for path in map(Path, paths):
             fmt = path.suffix.lstrip(".")
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, format=fmt, dpi=300, bbox_inches="tight",
-                            metadata=METADATA[fmt])
+                fig.savefig(tmp, format=fmt, dpi=300, bbox_inches="tight", metadata=METADATA[fmt])
     plt.close(fig)
 
 
@@ -80,8 +79,14 @@ def _errorbar(kind: str):
 def _subplots(n_rows: int, n_cols: int, **kw):
     """A grid of panels, one column wide when it has a single column of panels, else two."""
     width = ONE_COLUMN_WIDTH if n_cols == 1 else TWO_COLUMN_WIDTH
-    return plt.subplots(n_rows, n_cols, figsize=(width, PANEL_HEIGHT * n_rows), squeeze=False,
-                        layout="constrained", **kw)
+    return plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(width, PANEL_HEIGHT * n_rows),
+        squeeze=False,
+        layout="constrained",
+        **kw,
+    )
 
 
 def _log_x(ax, plain: bool = False) -> None:
@@ -96,35 +101,41 @@ def _log_x(ax, plain: bool = False) -> None:
 def _condition_title(keys: list[str], values: tuple, varying: list[str]) -> list[str]:
     """The parts of a panel title that name its label noise and training-set size, for
     those that vary in the figure."""
-    named = {"label_noise": lambda v: f"label noise {100 * v:.0f}%",
-             "n_train": lambda v: f"n = {int(v)}"}
+    named = {
+        "label_noise": lambda v: f"label noise {100 * v:.0f}%",
+        "n_train": lambda v: f"n = {int(v)}",
+    }
     return [named[k](v) for k, v in zip(keys, values) if k in varying]
 
 
 def _legend(fig: plt.Figure, colors: dict) -> None:
     """One legend for the figure, above the panels, from a key -> color mapping."""
     handles = [Line2D([], [], color=c, marker="o", markersize=3) for c in colors.values()]
-    fig.legend(handles, list(colors), loc="outside upper center", ncols=min(len(colors), 4),
-               frameon=False)
+    fig.legend(
+        handles, list(colors), loc="outside upper center", ncols=min(len(colors), 4), frameon=False
+    )
 
 
 # Model-size figures: final values against n_params or width.
 
 
-def model_wise(df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd",
-               tol: float = 0.01) -> plt.Figure:
+def model_wise(
+    df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd", tol: float = 0.01
+) -> plt.Figure:
     """Final test and train error against model size, a line per regularizer, band over seeds."""
     return _size_curves(df, ["test_error", "train_error"], size, errorbar, tol)
 
 
-def model_wise_loss(df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd",
-                    tol: float = 0.01) -> plt.Figure:
+def model_wise_loss(
+    df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd", tol: float = 0.01
+) -> plt.Figure:
     """Final test and train loss against model size, as `model_wise` draws the errors."""
     return _size_curves(df, ["test_loss", "train_loss"], size, errorbar, tol)
 
 
-def memorization(df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd",
-                 tol: float = 0.01) -> plt.Figure:
+def memorization(
+    df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd", tol: float = 0.01
+) -> plt.Figure:
     """Final fraction of the noisy training labels fitted, against model size."""
     fig = _size_curves(df, ["noisy_fit"], size, errorbar, tol)
     for ax in fig.axes:
@@ -132,8 +143,9 @@ def memorization(df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd",
     return fig
 
 
-def _size_curves(df: pd.DataFrame, metrics: list[str], size: str, errorbar: str,
-                 tol: float) -> plt.Figure:
+def _size_curves(
+    df: pd.DataFrame, metrics: list[str], size: str, errorbar: str, tol: float
+) -> plt.Figure:
     """A panel per metric; with several label-noise levels or training-set sizes, a row per
     metric and a column per combination (never averaged: each has its own threshold)."""
     final = results.final_epoch(df)
@@ -153,13 +165,31 @@ def _size_curves(df: pd.DataFrame, metrics: list[str], size: str, errorbar: str,
     return fig
 
 
-def _size_column(axes, final: pd.DataFrame, metrics: list[str], size: str, errorbar: str,
-                 tol: float, colors: dict) -> None:
+def _size_column(
+    axes,
+    final: pd.DataFrame,
+    metrics: list[str],
+    size: str,
+    errorbar: str,
+    tol: float,
+    colors: dict,
+) -> None:
     """The panels of one label-noise level, with threshold and sample-size lines."""
     for ax, metric in zip(axes, metrics):
-        sns.lineplot(data=final[~final["diverged"]], x=size, y=metric, hue="regularizer",
-                     palette=colors, errorbar=_errorbar(errorbar), seed=0, marker="o",
-                     markersize=3, markeredgewidth=0, legend=False, ax=ax)
+        sns.lineplot(
+            data=final[~final["diverged"]],
+            x=size,
+            y=metric,
+            hue="regularizer",
+            palette=colors,
+            errorbar=_errorbar(errorbar),
+            seed=0,
+            marker="o",
+            markersize=3,
+            markeredgewidth=0,
+            legend=False,
+            ax=ax,
+        )
         _log_x(ax)
         ax.set(xlabel=SIZE_LABELS[size], ylabel=Y_LABELS[metric])
         _mark_threshold(ax, final, size, tol, colors)
@@ -170,8 +200,16 @@ def _size_column(axes, final: pd.DataFrame, metrics: list[str], size: str, error
 def _mark_diverged(ax, final: pd.DataFrame, size: str, colors: dict) -> None:
     """An x at the top of the panel per diverged run, so a missing point is explained."""
     for reg, bad in final[final["diverged"]].groupby("regularizer"):
-        ax.scatter(bad[size], [1.0] * len(bad), transform=ax.get_xaxis_transform(), marker="x",
-                   s=14, color=colors[reg], clip_on=False, label="_diverged")
+        ax.scatter(
+            bad[size],
+            [1.0] * len(bad),
+            transform=ax.get_xaxis_transform(),
+            marker="x",
+            s=14,
+            color=colors[reg],
+            clip_on=False,
+            label="_diverged",
+        )
 
 
 def _mark_threshold(ax, final: pd.DataFrame, size: str, tol: float, colors: dict) -> None:
@@ -192,8 +230,15 @@ def _mark_sample_size(axes, final: pd.DataFrame, size: str) -> None:
         for value, label in [(n, "n"), (n * k, "nK")]:
             if lo <= value <= hi:
                 ax.axvline(value, color="0.5", ls=":", lw=0.8)
-                ax.text(value, 1.0, f" {label}", transform=ax.get_xaxis_transform(),
-                        va="top", color="0.4", fontsize=7)
+                ax.text(
+                    value,
+                    1.0,
+                    f" {label}",
+                    transform=ax.get_xaxis_transform(),
+                    va="top",
+                    color="0.4",
+                    fontsize=7,
+                )
 
 
 # Epoch-wise figures (Nakkiran et al. 2019, Fig. 2): a panel per regularizer.
@@ -221,11 +266,17 @@ def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
         fig, panels = _facets(means)
         for ax, sub in panels:
             # Largest model on top, as in Nakkiran et al.; columns are the evaluated epochs.
-            grid = sub.pivot(index=size, columns="epoch", values="mean").sort_index(
-                ascending=False)
-            sns.heatmap(grid, ax=ax, vmin=means["mean"].min(), vmax=means["mean"].max(),
-                        cmap="viridis", cbar=False, xticklabels=_sparse(grid.columns),
-                        yticklabels=_sparse(grid.index))
+            grid = sub.pivot(index=size, columns="epoch", values="mean").sort_index(ascending=False)
+            sns.heatmap(
+                grid,
+                ax=ax,
+                vmin=means["mean"].min(),
+                vmax=means["mean"].max(),
+                cmap="viridis",
+                cbar=False,
+                xticklabels=_sparse(grid.columns),
+                yticklabels=_sparse(grid.index),
+            )
             ax.set(xlabel="epoch", ylabel=SIZE_LABELS[size])
             ax.tick_params(axis="y", labelrotation=0)
         fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label="test error", shrink=0.9)
@@ -238,22 +289,34 @@ def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figu
     grids = results.with_grids(df)
     if grids.empty:
         raise ValueError("no weight-decay grid in this table (give a weight_decay list)")
-    chosen = {"validation-chosen": results.envelope(df, size, "val_error"),
-              "oracle (test-chosen)": results.envelope(df, size, "test_error")}
+    chosen = {
+        "validation-chosen": results.envelope(df, size, "val_error"),
+        "oracle (test-chosen)": results.envelope(df, size, "test_error"),
+    }
     with style():
         fig, panels = _facets(grids.assign(regularizer=grids["family"]), sharey=True)
         for ax, sub in panels:
             # Categorical hue in numeric order: a grid may hold 0, which no log scale takes.
             order = [f"{v:g}" for v in sorted(sub["weight_decay"].unique())]
             lam = sub["weight_decay"].map("{:g}".format)
-            sns.lineplot(data=sub, x=size, y="test_error", hue=lam, hue_order=order,
-                         palette="crest", errorbar=None, lw=0.8, ax=ax)
+            sns.lineplot(
+                data=sub,
+                x=size,
+                y="test_error",
+                hue=lam,
+                hue_order=order,
+                palette="crest",
+                errorbar=None,
+                lw=0.8,
+                ax=ax,
+            )
             panel = sub[["family", *results.CONDITIONS]].iloc[0]
             # The oracle as a wide grey line under the validation choice (black), so both show
             # where validation picks the oracle's lambda, which is common.
-            for (label, env), line in zip(chosen.items(), [dict(color="k", lw=1.4, zorder=4),
-                                                           dict(color="0.6", lw=4, zorder=3,
-                                                                alpha=0.6)]):
+            for (label, env), line in zip(
+                chosen.items(),
+                [dict(color="k", lw=1.4, zorder=4), dict(color="0.6", lw=4, zorder=3, alpha=0.6)],
+            ):
                 best = env[(env[panel.index] == panel).all(axis=1)]
                 if len(best):
                     ax.plot(best[size], best["test_error"], label=label, **line)
@@ -261,8 +324,14 @@ def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figu
             ax.set(xlabel=SIZE_LABELS[size], ylabel=Y_LABELS["test_error"])
             ax.get_legend().remove()
         # One legend, right of the last panel, clear of the curves.
-        ax.legend(frameon=False, fontsize=7, title="weight decay", title_fontsize=7,
-                  loc="upper left", bbox_to_anchor=(1.02, 1))
+        ax.legend(
+            frameon=False,
+            fontsize=7,
+            title="weight decay",
+            title_fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1),
+        )
         sns.despine(fig)
     return fig
 
@@ -281,9 +350,16 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
         for ax, sub in panels:
             for role, width in _epoch_widths(sub, tol).items():
                 run = sub[(sub["width"] == width) & ~sub["diverged"]]
-                sns.lineplot(data=run, x="epoch", y="test_error", color=colors[role],
-                             errorbar=_errorbar(errorbar), seed=0, label=f"h = {width} ({role})",
-                             ax=ax)
+                sns.lineplot(
+                    data=run,
+                    x="epoch",
+                    y="test_error",
+                    color=colors[role],
+                    errorbar=_errorbar(errorbar),
+                    seed=0,
+                    label=f"h = {width} ({role})",
+                    ax=ax,
+                )
             _log_x(ax, plain=True)
             ax.set(xlabel="epoch", ylabel=Y_LABELS["test_error"])
             ax.legend(frameon=False, fontsize=7)
@@ -293,8 +369,11 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
 
 def _epoch_widths(df: pd.DataFrame, tol: float) -> dict[str, int]:
     """Role -> width in one panel; the threshold role wins a tie, a missing one is left out."""
-    candidates = [("threshold", results.interpolation_threshold(df, tol).iloc[0]),
-                  ("smallest", df["width"].min()), ("largest", df["width"].max())]
+    candidates = [
+        ("threshold", results.interpolation_threshold(df, tol).iloc[0]),
+        ("smallest", df["width"].min()),
+        ("largest", df["width"].max()),
+    ]
     chosen: dict[str, int] = {}
     for role, width in candidates:
         if pd.notna(width) and int(width) not in chosen.values():
@@ -313,9 +392,20 @@ def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
     with style():
         fig, panels = _facets(final, rows=["label_noise"], sharey=True)
         for ax, sub in panels:
-            sns.lineplot(data=sub, x="n_train", y="test_error", hue="width", palette=colors,
-                         errorbar=_errorbar(errorbar), seed=0, marker="o", markersize=3,
-                         markeredgewidth=0, legend=False, ax=ax)
+            sns.lineplot(
+                data=sub,
+                x="n_train",
+                y="test_error",
+                hue="width",
+                palette=colors,
+                errorbar=_errorbar(errorbar),
+                seed=0,
+                marker="o",
+                markersize=3,
+                markeredgewidth=0,
+                legend=False,
+                ax=ax,
+            )
             _log_x(ax)
             # Ticks at the swept sizes: a sweep may span less than a decade of the log axis.
             sizes = sorted(sub["n_train"].unique())

@@ -20,8 +20,9 @@ def now() -> str:
 
 def _git(repo: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):  # no git installed, or a hung filesystem
         return None
     return out.stdout.strip() if out.returncode == 0 else None

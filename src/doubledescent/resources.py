@@ -54,8 +54,9 @@ def forward_macs(exp: dict, width: int) -> int:
     return pixels * (9 * channels * width + per_pixel * width * width)
 
 
-def train_seconds(exp: dict, width: int, n_runs: int, n_train: int | None = None,
-                  gpu: bool = False) -> float:
+def train_seconds(
+    exp: dict, width: int, n_runs: int, n_train: int | None = None, gpu: bool = False
+) -> float:
     """A pessimistic estimate of the seconds training `n_runs` runs of one width takes on
     `n_train` samples (default: its largest size), on CPU threads or, with
     `gpu`, one GPU; forward+backward = 6 FLOP per multiply-add."""
@@ -68,14 +69,16 @@ def train_seconds(exp: dict, width: int, n_runs: int, n_train: int | None = None
     return flop / FLOP_PER_SECOND
 
 
-def train_runtime_min(exp: dict, width: int, n_runs: int, n_train: int | None = None,
-                      gpu: bool = False) -> int:
+def train_runtime_min(
+    exp: dict, width: int, n_runs: int, n_train: int | None = None, gpu: bool = False
+) -> int:
     """Minutes to request for training `n_runs` runs of one width."""
     return STARTUP_MIN + math.ceil(train_seconds(exp, width, n_runs, n_train, gpu) / 60)
 
 
-def train_priority(exp: dict, width: int, n_runs: int, n_train: int | None = None,
-                   gpu: bool = False) -> float:
+def train_priority(
+    exp: dict, width: int, n_runs: int, n_train: int | None = None, gpu: bool = False
+) -> float:
     """Snakemake priority of a training job: its estimated cost, so the longest jobs start
     first and the short ones fill the gaps at the end, instead of one long job starting
     late and leaving the other cores idle while it finishes."""

@@ -11,12 +11,26 @@ from doubledescent.config import family
 
 # The columns users can rely on, first and in this order; others follow.
 KEY_COLUMNS = [
-    "experiment", "dataset", "model", "width", "n_params", "regularizer", "weight_decay",
-    "dropout", "batchnorm", "seed", "epoch", "train_loss", "train_error", "train_error_clean",
-    "test_loss", "test_error", "noisy_fit", "diverged",
+    "experiment",
+    "dataset",
+    "model",
+    "width",
+    "n_params",
+    "regularizer",
+    "weight_decay",
+    "dropout",
+    "batchnorm",
+    "seed",
+    "epoch",
+    "train_loss",
+    "train_error",
+    "train_error_clean",
+    "test_loss",
+    "test_error",
+    "noisy_fit",
+    "diverged",
 ]
-METRICS = ["train_loss", "train_error", "train_error_clean", "test_loss", "test_error",
-           "noisy_fit"]
+METRICS = ["train_loss", "train_error", "train_error_clean", "test_loss", "test_error", "noisy_fit"]
 # What a table may vary besides the model: the data a run saw. Analyses never average over
 # them; each combination gets its own curves (a column or row of panels) and summary rows.
 CONDITIONS = ["label_noise", "n_train"]
@@ -75,8 +89,9 @@ def with_grids(df: pd.DataFrame) -> pd.DataFrame:
     return grid.assign(family=grid["regularizer"].map(family))
 
 
-def envelope(df: pd.DataFrame, size: str = "n_params",
-             choose_by: str = "test_error") -> pd.DataFrame:
+def envelope(
+    df: pd.DataFrame, size: str = "n_params", choose_by: str = "test_error"
+) -> pd.DataFrame:
     """Per grid, noise level and size: the weight decay minimizing mean `choose_by`, and its
     mean test error.
 
@@ -86,14 +101,20 @@ def envelope(df: pd.DataFrame, size: str = "n_params",
     """
     keys = list(dict.fromkeys([*CONDITIONS, "family", "width", size]))
     grid = with_grids(df)
-    stats = (grid.groupby(keys + ["weight_decay"])[list({choose_by, "test_error"})].mean()
-             .reset_index().dropna(subset=[choose_by]).sort_values(keys + ["weight_decay"]))
+    stats = (
+        grid.groupby(keys + ["weight_decay"])[list({choose_by, "test_error"})]
+        .mean()
+        .reset_index()
+        .dropna(subset=[choose_by])
+        .sort_values(keys + ["weight_decay"])
+    )
     # idxmin takes the first of tied minima, here the smallest weight decay: the least
     # regularization that achieves the best error. Ties are common on a small validation
     # split, whose error moves in steps of 1 / its size.
     best = stats.loc[stats.groupby(keys)[choose_by].idxmin()] if len(stats) else stats
     return best.rename(columns={"weight_decay": "best_weight_decay"})[
-        keys + ["best_weight_decay", "test_error"]].reset_index(drop=True)
+        keys + ["best_weight_decay", "test_error"]
+    ].reset_index(drop=True)
 
 
 def spread(values, most: int) -> list:
@@ -119,27 +140,39 @@ def optimal_regularization(df: pd.DataFrame) -> pd.DataFrame:
     best any choice could do). Ties go to the smaller weight decay (see `envelope`); the
     chosen columns are NaN without a validation split."""
     keys = [*CONDITIONS, "family", "width", "n_params"]
-    chosen, oracle = (envelope(df, "n_params", by).rename(columns={
-        "best_weight_decay": f"{name}_weight_decay", "test_error": f"{name}_test_error"})
-        for by, name in [("val_error", "chosen"), ("test_error", "oracle")])
+    chosen, oracle = (
+        envelope(df, "n_params", by).rename(
+            columns={
+                "best_weight_decay": f"{name}_weight_decay",
+                "test_error": f"{name}_test_error",
+            }
+        )
+        for by, name in [("val_error", "chosen"), ("test_error", "oracle")]
+    )
     return oracle.merge(chosen, on=keys, how="left")[
-        keys + ["chosen_weight_decay", "chosen_test_error", "oracle_weight_decay",
-                "oracle_test_error"]]
+        keys
+        + ["chosen_weight_decay", "chosen_test_error", "oracle_weight_decay", "oracle_test_error"]
+    ]
 
 
 def interpolation_threshold(df: pd.DataFrame, tol: float) -> pd.Series:
     """Per regularizer: the smallest width whose mean final train error is <= tol (NaN: none)."""
     means = final_stats(df, "train_error", ["regularizer", "width"])
     fits = means[means["mean"] <= tol]
-    return fits.groupby("regularizer")["width"].min().reindex(
-        means["regularizer"].unique()).astype(float)
+    return (
+        fits.groupby("regularizer")["width"]
+        .min()
+        .reindex(means["regularizer"].unique())
+        .astype(float)
+    )
 
 
 def summary(df: pd.DataFrame, tol: float) -> pd.DataFrame:
     """Per label-noise level, training-set size and regularizer: the test-error peak and
     interpolation threshold."""
-    return pd.concat([_summary_at(sub, tol) for _, sub in df.groupby(CONDITIONS)],
-                     ignore_index=True)
+    return pd.concat(
+        [_summary_at(sub, tol) for _, sub in df.groupby(CONDITIONS)], ignore_index=True
+    )
 
 
 def _summary_at(df: pd.DataFrame, tol: float) -> pd.DataFrame:
@@ -151,16 +184,23 @@ def _summary_at(df: pd.DataFrame, tol: float) -> pd.DataFrame:
         c = c.sort_values("width")
         dip, peak = dip_and_peak(c, threshold.get(reg, np.nan))
         largest = c.iloc[-1]
-        rows.append({
-            **df[CONDITIONS].iloc[0].to_dict(), "regularizer": reg,
-            "dip_width": int(dip["width"]), "dip_test_error": dip["mean"],
-            "peak_width": int(peak["width"]), "peak_n_params": int(peak["n_params"]),
-            "peak_test_error": peak["mean"], "peak_test_error_sd": peak["std"],
-            "threshold_width": threshold.get(reg, np.nan),
-            "largest_width": int(largest["width"]), "largest_test_error": largest["mean"],
-            "min_test_error": c["mean"].min(),
-            "seeds": int(c["count"].max()),
-        })
+        rows.append(
+            {
+                **df[CONDITIONS].iloc[0].to_dict(),
+                "regularizer": reg,
+                "dip_width": int(dip["width"]),
+                "dip_test_error": dip["mean"],
+                "peak_width": int(peak["width"]),
+                "peak_n_params": int(peak["n_params"]),
+                "peak_test_error": peak["mean"],
+                "peak_test_error_sd": peak["std"],
+                "threshold_width": threshold.get(reg, np.nan),
+                "largest_width": int(largest["width"]),
+                "largest_test_error": largest["mean"],
+                "min_test_error": c["mean"].min(),
+                "seeds": int(c["count"].max()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -197,8 +237,9 @@ CONDITION_HEADERS = ["Label noise (\\%)", "Training samples"]
 
 def _condition_cells(df: pd.DataFrame) -> dict[str, pd.Series]:
     """The CONDITIONS columns of a LaTeX table, formatted."""
-    return dict(zip(CONDITION_HEADERS, [df["label_noise"].map(_percent),
-                                        df["n_train"].map(_count)]))
+    return dict(
+        zip(CONDITION_HEADERS, [df["label_noise"].map(_percent), df["n_train"].map(_count)])
+    )
 
 
 def _booktabs(table: pd.DataFrame, text: list[str]) -> str:
@@ -207,8 +248,9 @@ def _booktabs(table: pd.DataFrame, text: list[str]) -> str:
     caption says it, so it is dropped."""
     table = table.drop(columns=[c for c in CONDITION_HEADERS if table[c].nunique() == 1])
     styler = table.style.hide(axis="index").format(escape="latex", subset=text)
-    return styler.to_latex(hrules=True, column_format="".join(
-        "l" if name in text else "r" for name in table.columns))
+    return styler.to_latex(
+        hrules=True, column_format="".join("l" if name in text else "r" for name in table.columns)
+    )
 
 
 def _decay(value: float) -> str:
@@ -218,31 +260,37 @@ def _decay(value: float) -> str:
 
 def optimal_regularization_latex(best: pd.DataFrame) -> str:
     """The optimal-regularization table as booktabs LaTeX, errors in percent."""
-    table = pd.DataFrame({
-        **_condition_cells(best),
-        "Regularizer": best["family"],
-        "$h$": best["width"].map(_count),
-        "Params": best["n_params"].map(_count),
-        "$\\lambda$, validation": best["chosen_weight_decay"].map(_decay),
-        "Its test error (\\%)": best["chosen_test_error"].map(_percent),
-        "$\\lambda$, oracle": best["oracle_weight_decay"].map(_decay),
-        "Oracle test error (\\%)": best["oracle_test_error"].map(_percent),
-    })
+    table = pd.DataFrame(
+        {
+            **_condition_cells(best),
+            "Regularizer": best["family"],
+            "$h$": best["width"].map(_count),
+            "Params": best["n_params"].map(_count),
+            "$\\lambda$, validation": best["chosen_weight_decay"].map(_decay),
+            "Its test error (\\%)": best["chosen_test_error"].map(_percent),
+            "$\\lambda$, oracle": best["oracle_weight_decay"].map(_decay),
+            "Oracle test error (\\%)": best["oracle_test_error"].map(_percent),
+        }
+    )
     return _booktabs(table, text=["Regularizer"])
 
 
 def summary_latex(summary: pd.DataFrame) -> str:
     """The summary as a booktabs LaTeX table, errors in percent, ready for a paper."""
-    table = pd.DataFrame({
-        **_condition_cells(summary),
-        "Regularizer": summary["regularizer"],
-        "Threshold $h$": summary["threshold_width"].map(_count),
-        "Peak $h$": summary["peak_width"].map(_count),
-        "Peak params": summary["peak_n_params"].map(_count),
-        "Test error at peak (\\%)": [_percent(m, s) for m, s in
-                                    zip(summary["peak_test_error"], summary["peak_test_error_sd"])],
-        "Test error, largest (\\%)": summary["largest_test_error"].map(_percent),
-        "Best test error (\\%)": summary["min_test_error"].map(_percent),
-        "Seeds": summary["seeds"].map(_count),
-    })
+    table = pd.DataFrame(
+        {
+            **_condition_cells(summary),
+            "Regularizer": summary["regularizer"],
+            "Threshold $h$": summary["threshold_width"].map(_count),
+            "Peak $h$": summary["peak_width"].map(_count),
+            "Peak params": summary["peak_n_params"].map(_count),
+            "Test error at peak (\\%)": [
+                _percent(m, s)
+                for m, s in zip(summary["peak_test_error"], summary["peak_test_error_sd"])
+            ],
+            "Test error, largest (\\%)": summary["largest_test_error"].map(_percent),
+            "Best test error (\\%)": summary["min_test_error"].map(_percent),
+            "Seeds": summary["seeds"].map(_count),
+        }
+    )
     return _booktabs(table, text=["Regularizer"])

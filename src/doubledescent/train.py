@@ -57,17 +57,27 @@ class Tensors:
     y_val: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, a: Arrays, device, dtype=torch.float32,
-                    shape: tuple[int, ...] | None = None) -> Tensors:
+    def from_arrays(
+        cls, a: Arrays, device, dtype=torch.float32, shape: tuple[int, ...] | None = None
+    ) -> Tensors:
         """Inputs reshaped to (N, *shape), the layout the model takes (None: as stored)."""
+
         def t(v, dt=None):
             return torch.as_tensor(v, dtype=dt).to(device)
 
         def x(v):
             return t(v.reshape(len(v), *(shape or v.shape[1:])), dtype)
 
-        return cls(x(a.x_train), t(a.y_train), t(a.y_train_clean), x(a.x_test),
-                   t(a.y_test), t(a.noisy_mask), x(a.x_val), t(a.y_val))
+        return cls(
+            x(a.x_train),
+            t(a.y_train),
+            t(a.y_train_clean),
+            x(a.x_test),
+            t(a.y_test),
+            t(a.noisy_mask),
+            x(a.x_val),
+            t(a.y_val),
+        )
 
 
 def input_shape(spec: dict, arrays: Arrays) -> tuple[int, ...]:
@@ -114,8 +124,14 @@ def learning_rate(training: dict, step: int) -> float:
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
-def make_group(spec: dict, runs: list[Run], input_shape: tuple[int, ...], num_classes: int,
-               device, dtype=torch.float32) -> Group:
+def make_group(
+    spec: dict,
+    runs: list[Run],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    device,
+    dtype=torch.float32,
+) -> Group:
     """Build the stacked model, initialize each run from its own seed, set up the optimizer."""
     width, batchnorm = runs[0].width, runs[0].batchnorm
     if any(r.width != width or r.batchnorm != batchnorm for r in runs):
@@ -129,8 +145,13 @@ def make_group(spec: dict, runs: list[Run], input_shape: tuple[int, ...], num_cl
     wd = torch.tensor([r.weight_decay for r in runs], dtype=dtype, device=device)
     dropout_gens = [generator(r.seed, "dropout", device) for r in runs]
     return Group(
-        runs=runs, training=tr, model=model, optimizer=optim.make(model.parameters(), tr),
-        decayed=decayed, weight_decay=wd, decays=bool((wd > 0).any()),
+        runs=runs,
+        training=tr,
+        model=model,
+        optimizer=optim.make(model.parameters(), tr),
+        decayed=decayed,
+        weight_decay=wd,
+        decays=bool((wd > 0).any()),
         mask=dropout_masks([r.dropout for r in runs], dropout_gens, device, dtype),
         order_gens=[generator(r.seed, "order") for r in runs],
         dropout_gens=dropout_gens,
@@ -145,8 +166,7 @@ def epoch_order(group: Group, n: int, device) -> torch.Tensor:
     return torch.stack([torch.randperm(n, generator=g) for g in group.order_gens]).to(device)
 
 
-def dropout_masks(rates: list[float], gens: list[torch.Generator], device,
-                  dtype) -> Mask | None:
+def dropout_masks(rates: list[float], gens: list[torch.Generator], device, dtype) -> Mask | None:
     """mask(shape) -> (R, *shape) inverted-dropout masks, one draw per dropping run from its
     own stream (`gens`), in the order the model asks for them; None where no run drops."""
     if not any(rates):
@@ -174,8 +194,7 @@ def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
     if loss == "cross_entropy":
         # Classes as dim 1, (R, classes, N): CPU log-softmax over a short last dim (10
         # classes) is ~10x slower than over a strided one; this was a third of a small step.
-        return F.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[:2]),
-                               reduction="none")
+        return F.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[:2]), reduction="none")
     if loss == "mse":
         # Belkin et al.'s squared loss: summed over classes, against one-hot targets.
         onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
@@ -203,8 +222,7 @@ def apply_l2(group: Group, lr: float) -> None:
 def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     """One optimizer step for all runs at once."""
     batch = yb.shape[1]
-    with (torch.autocast("cuda", dtype=torch.bfloat16) if group.bf16
-          else contextlib.nullcontext()):
+    with torch.autocast("cuda", dtype=torch.bfloat16) if group.bf16 else contextlib.nullcontext():
         logits = group.model(xb, group.mask)
     logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
@@ -225,7 +243,7 @@ def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
     order = epoch_order(group, n, data.x_train.device)
     augments = augment.enabled(group.training["augment"])
     for start in range(0, n, batch_size):
-        idx = order[:, start:start + batch_size]
+        idx = order[:, start : start + batch_size]
         xb = gather(data.x_train, idx)
         if augments:
             xb = augment.augment(xb, group.augment_gens, group.training["augment"])
@@ -242,7 +260,7 @@ def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 def predict(model: nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
     """Logits of every run on a shared input set, in chunks: (R, N, classes)."""
     model.eval()
-    return torch.cat([model(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], dim=1)
+    return torch.cat([model(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)], dim=1)
 
 
 def _loss_and_error(logits: torch.Tensor, y: torch.Tensor, loss: str):
@@ -267,12 +285,21 @@ def evaluate(model: nn.Module, data: Tensors, loss: str) -> dict[str, torch.Tens
     noisy_fit = nan
     if data.noisy.any():
         noisy_fit = (train_pred[:, data.noisy] == data.y_train[data.noisy]).float().mean(1)
-    val_loss, val_error = (_loss_and_error(predict(model, data.x_val), data.y_val, loss)
-                           if len(data.y_val) else (nan, nan))
-    return {"train_loss": train_loss, "train_error": _error(train_pred, data.y_train),
-            "train_error_clean": _error(train_pred, data.y_train_clean),
-            "test_loss": test_loss, "test_error": test_error, "noisy_fit": noisy_fit,
-            "val_loss": val_loss, "val_error": val_error}
+    val_loss, val_error = (
+        _loss_and_error(predict(model, data.x_val), data.y_val, loss)
+        if len(data.y_val)
+        else (nan, nan)
+    )
+    return {
+        "train_loss": train_loss,
+        "train_error": _error(train_pred, data.y_train),
+        "train_error_clean": _error(train_pred, data.y_train_clean),
+        "test_loss": test_loss,
+        "test_error": test_error,
+        "noisy_fit": noisy_fit,
+        "val_loss": val_loss,
+        "val_error": val_error,
+    }
 
 
 def _rows(group: Group, epoch: int, metrics: dict, elapsed: float) -> list[dict]:
@@ -294,9 +321,16 @@ def set_threads(device: torch.device, threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int = 1,
-                log=print, dtype=torch.float32, checkpoint_path=None,
-                checkpoint_every: int = 0) -> pd.DataFrame:
+def train_group(
+    spec: dict,
+    arrays: Arrays,
+    device: str = "auto",
+    threads: int = 1,
+    log=print,
+    dtype=torch.float32,
+    checkpoint_path=None,
+    checkpoint_every: int = 0,
+) -> pd.DataFrame:
     """Train every run of a group spec; return one tidy row per run and evaluation epoch.
 
     With `checkpoint_path`, the state is saved every `checkpoint_every` epochs and a rerun
@@ -323,8 +357,7 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
         train_epoch(group, data, tr["batch_size"])
         progress.epoch, progress.elapsed = epoch, time.perf_counter() - start
         if epoch in evals:
-            new = _rows(group, epoch, evaluate(group.model, data, tr["loss"]),
-                       progress.elapsed)
+            new = _rows(group, epoch, evaluate(group.model, data, tr["loss"]), progress.elapsed)
             progress.rows.extend(new)
             log(progress_line(new, epoch, tr["epochs"], progress.elapsed))
         if checkpoint_path and checkpoint_every and epoch % checkpoint_every == 0:
@@ -334,15 +367,26 @@ def train_group(spec: dict, arrays: Arrays, device: str = "auto", threads: int =
 
 def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -> pd.DataFrame:
     """The group's rows with the columns every run shares."""
-    n_params = models.n_params(spec["model"], input_shape(spec, arrays), arrays.num_classes,
-                               runs[0].width, runs[0].batchnorm)
+    n_params = models.n_params(
+        spec["model"],
+        input_shape(spec, arrays),
+        arrays.num_classes,
+        runs[0].width,
+        runs[0].batchnorm,
+    )
     return pd.DataFrame(rows).assign(
-        experiment=spec["experiment"], dataset=spec["dataset"]["name"],
+        experiment=spec["experiment"],
+        dataset=spec["dataset"]["name"],
         # The samples fitted: a sweep's size (the runs' n_train) less the validation split.
-        model=spec["model"]["name"], n_params=n_params, n_train=len(arrays.y_train),
+        model=spec["model"]["name"],
+        n_params=n_params,
+        n_train=len(arrays.y_train),
         num_classes=arrays.num_classes,
-        label_noise=spec["dataset"]["label_noise"], group=spec["group"],
-        group_size=len(runs), device=str(dev), torch_version=torch.__version__,
+        label_noise=spec["dataset"]["label_noise"],
+        group=spec["group"],
+        group_size=len(runs),
+        device=str(dev),
+        torch_version=torch.__version__,
         python_version=platform.python_version(),
     )
 
@@ -350,7 +394,9 @@ def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -
 def progress_line(rows: list[dict], epoch: int, epochs: int, elapsed: float) -> str:
     df = pd.DataFrame(rows)
     eta = elapsed / epoch * (epochs - epoch)
-    return (f"epoch {epoch}/{epochs}  train_loss {df.train_loss.mean():.4f}  "
-            f"train_err {df.train_error.mean():.4f}  test_err {df.test_error.mean():.4f}  "
-            f"diverged {int(df.diverged.sum())}/{len(df)}  "
-            f"elapsed {elapsed:.0f}s  eta {eta:.0f}s")
+    return (
+        f"epoch {epoch}/{epochs}  train_loss {df.train_loss.mean():.4f}  "
+        f"train_err {df.train_error.mean():.4f}  test_err {df.test_error.mean():.4f}  "
+        f"diverged {int(df.diverged.sum())}/{len(df)}  "
+        f"elapsed {elapsed:.0f}s  eta {eta:.0f}s"
+    )

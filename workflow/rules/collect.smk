@@ -18,13 +18,13 @@ rule provenance:
         rules.collect.output.parquet,
     output:
         f"{RESULTS}/{{experiment}}/provenance.json",
-    params:
-        config=experiment_config,
-        repo=workflow.basedir,
     log:
         f"{RESULTS}/{{experiment}}/logs/provenance.log",
     conda:
         "../envs/doubledescent.yaml"
+    params:
+        config=experiment_config,
+        repo=workflow.basedir,
     shell:
         "python -m doubledescent provenance --metrics {input} --experiment {wildcards.experiment}"
         " --config {params.config:q} --repo {params.repo:q} --out {output} > {log} 2>&1"

@@ -90,14 +90,16 @@ def _experiment_and_runs(wildcards):
 def train_runtime(wildcards, attempt):
     """Minutes for a training job; a retry after a timeout gets proportionally more."""
     exp, runs = _experiment_and_runs(wildcards)
-    return attempt * ddresources.train_runtime_min(exp, runs[0].width, len(runs),
-                                                   runs[0].n_train, gpu=TRAIN_GPUS)
+    return attempt * ddresources.train_runtime_min(
+        exp, runs[0].width, len(runs), runs[0].n_train, gpu=TRAIN_GPUS
+    )
 
 
 def train_priority(wildcards):
     exp, runs = _experiment_and_runs(wildcards)
-    return ddresources.train_priority(exp, runs[0].width, len(runs), runs[0].n_train,
-                                      gpu=TRAIN_GPUS)
+    return ddresources.train_priority(
+        exp, runs[0].width, len(runs), runs[0].n_train, gpu=TRAIN_GPUS
+    )
 
 
 def train_mem_mb(wildcards, attempt):
@@ -134,6 +136,8 @@ def final_outputs():
 def figures_of(exp):
     """The figures an experiment gets: the grid figures only where it sweeps a grid, the
     size figures only where it sweeps training-set sizes."""
-    needs = {**dict.fromkeys(GRID_FIGURES, ddconfig.has_grid(exp)),
-             **dict.fromkeys(SIZE_FIGURES, ddconfig.sweeps_sizes(exp))}
+    needs = {
+        **dict.fromkeys(GRID_FIGURES, ddconfig.has_grid(exp)),
+        **dict.fromkeys(SIZE_FIGURES, ddconfig.sweeps_sizes(exp)),
+    }
     return [f for f in FIGURES if needs.get(f, True)]

@@ -12,14 +12,14 @@ rule plot:
             category="{experiment}",
             subcategory="figures",
         ),
-    params:
-        spec=plot_spec,
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
-    message:
-        "Drawing {wildcards.figure} of {wildcards.experiment}"
     conda:
         "../envs/doubledescent.yaml"
+    params:
+        spec=plot_spec,
+    message:
+        "Drawing {wildcards.figure} of {wildcards.experiment}"
     shell:
         "python -m doubledescent plot --figure {wildcards.figure} --metrics {input}"
         " --spec {params.spec:q} --out {output} > {log} 2>&1"
@@ -41,12 +41,12 @@ rule summarize:
             category="{experiment}",
             subcategory="tables",
         ),
-    params:
-        tol=interpolation_tol,
     log:
         f"{RESULTS}/{{experiment}}/logs/summarize.log",
     conda:
         "../envs/doubledescent.yaml"
+    params:
+        tol=interpolation_tol,
     shell:
         "python -m doubledescent summarize --metrics {input} --tol {params.tol}"
         " --out {output.csv} --tex {output.tex} > {log} 2>&1"

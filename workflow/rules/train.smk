@@ -3,23 +3,23 @@ rule train_group:
         data=rules.prepare_data.output[0],
     output:
         f"{RESULTS}/{{experiment}}/groups/{{group}}.parquet",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
+    priority: train_priority
+    conda:
+        "../envs/doubledescent.yaml"
+    threads: CONFIG["threads"]
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=TRAIN_GPUS,
     params:
         spec=group_spec,
         device=CONFIG["device"],
         checkpoint=checkpoint_file,
         checkpoint_every=CONFIG["checkpoint_every"],
-    threads: CONFIG["threads"]
-    priority: train_priority
-    resources:
-        mem_mb=train_mem_mb,
-        runtime=train_runtime,
-        gpu=TRAIN_GPUS,
-    log:
-        f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
     message:
         "Training {wildcards.experiment} {wildcards.group}"
-    conda:
-        "../envs/doubledescent.yaml"
     shell:
         "python -m doubledescent train --spec {params.spec:q} --data {input.data}"
         " --out {output} --device {params.device} --threads {threads}"

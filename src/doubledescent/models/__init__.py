@@ -39,8 +39,14 @@ def input_shape(name: str, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sample_shape)
 
 
-def build(spec: dict, n_runs: int, input_shape: tuple[int, ...], num_classes: int,
-          width: int, batchnorm: bool) -> nn.Module:
+def build(
+    spec: dict,
+    n_runs: int,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    width: int,
+    batchnorm: bool,
+) -> nn.Module:
     """A stacked model from the config's `model` section."""
     name = spec["name"]
     if name not in MODELS:
@@ -48,8 +54,9 @@ def build(spec: dict, n_runs: int, input_shape: tuple[int, ...], num_classes: in
     return MODELS[name](n_runs, tuple(input_shape), num_classes, width, batchnorm, spec)
 
 
-def n_params(spec: dict, input_shape: tuple[int, ...], num_classes: int, width: int,
-             batchnorm: bool) -> int:
+def n_params(
+    spec: dict, input_shape: tuple[int, ...], num_classes: int, width: int, batchnorm: bool
+) -> int:
     """Parameters of one run, counted on a one-run model on the meta device (no memory)."""
     with torch.device("meta"):
         model = build(spec, 1, input_shape, num_classes, width, batchnorm)

@@ -29,15 +29,23 @@ class CNN5(StackedConvNet):
     [dropout] after each block; a global max pool (MaxPool 4 on 32x32 inputs, any size here)
     and Linear(8c -> classes)."""
 
-    def __init__(self, n_runs: int, input_shape: tuple[int, ...], width: int,
-                 num_classes: int, batchnorm: bool = False):
+    def __init__(
+        self,
+        n_runs: int,
+        input_shape: tuple[int, ...],
+        width: int,
+        num_classes: int,
+        batchnorm: bool = False,
+    ):
         super().__init__()
         self.n_runs = n_runs
         channels = [input_shape[0], width, 2 * width, 4 * width, 8 * width]
-        self.convs = nn.ModuleList(GroupedConv(n_runs, a, b, 3, padding=1)
-                                   for a, b in zip(channels[:-1], channels[1:]))
-        self.norms = nn.ModuleList(layers.batchnorm_or_identity(n_runs, c, batchnorm)
-                                   for c in channels[1:])
+        self.convs = nn.ModuleList(
+            GroupedConv(n_runs, a, b, 3, padding=1) for a, b in zip(channels[:-1], channels[1:])
+        )
+        self.norms = nn.ModuleList(
+            layers.batchnorm_or_identity(n_runs, c, batchnorm) for c in channels[1:]
+        )
         self.head = StackedLinear(n_runs, channels[-1], num_classes)
 
     def forward(self, x: torch.Tensor, mask: Mask | None = None) -> torch.Tensor:
@@ -62,8 +70,14 @@ class MNIST1DCNN(StackedConvNet):
 
     KERNELS = (5, 3, 3)
 
-    def __init__(self, n_runs: int, input_shape: tuple[int, ...], width: int,
-                 num_classes: int, batchnorm: bool = False):
+    def __init__(
+        self,
+        n_runs: int,
+        input_shape: tuple[int, ...],
+        width: int,
+        num_classes: int,
+        batchnorm: bool = False,
+    ):
         super().__init__()
         self.n_runs = n_runs
         c_in, length = input_shape
@@ -71,8 +85,9 @@ class MNIST1DCNN(StackedConvNet):
         for k in self.KERNELS:
             self.convs.append(GroupedConv(n_runs, c_in, width, k, stride=2, padding=1, dims=1))
             c_in, length = width, conv1d_length(length, k, 2, 1)
-        self.norms = nn.ModuleList(layers.batchnorm_or_identity(n_runs, width, batchnorm)
-                                   for _ in self.KERNELS)
+        self.norms = nn.ModuleList(
+            layers.batchnorm_or_identity(n_runs, width, batchnorm) for _ in self.KERNELS
+        )
         self.head = StackedLinear(n_runs, width * length, num_classes)
 
     def forward(self, x: torch.Tensor, mask: Mask | None = None) -> torch.Tensor:

@@ -80,8 +80,17 @@ class StackedLinear(nn.Module):
 class GroupedConv(nn.Module):
     """R nn.Conv1d/Conv2d layers as one grouped convolution on (B, R*C_in, *spatial)."""
 
-    def __init__(self, n_runs: int, c_in: int, c_out: int, kernel: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True, dims: int = 2):
+    def __init__(
+        self,
+        n_runs: int,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        dims: int = 2,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_runs, c_out, c_in, *[kernel] * dims))
         self.bias = nn.Parameter(torch.empty(n_runs, c_out)) if bias else None
@@ -99,8 +108,9 @@ class GroupedConv(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.flatten()
-        return self.conv(h, self.weight.flatten(0, 1), bias, self.stride, self.padding,
-                         groups=self.n_runs)
+        return self.conv(
+            h, self.weight.flatten(0, 1), bias, self.stride, self.padding, groups=self.n_runs
+        )
 
 
 class ChannelBatchNorm(nn.Module):
@@ -117,9 +127,16 @@ class ChannelBatchNorm(nn.Module):
     def normalize(self, flat: torch.Tensor) -> torch.Tensor:
         """(B, R*C, ...) -> the same, with nn.BatchNorm's exact semantics per channel (biased
         variance to normalize, unbiased to track; in-place running statistics)."""
-        return F.batch_norm(flat, self.running_mean.view(-1), self.running_var.view(-1),
-                            self.weight.view(-1), self.bias.view(-1), self.training,
-                            self.momentum, self.eps)
+        return F.batch_norm(
+            flat,
+            self.running_mean.view(-1),
+            self.running_var.view(-1),
+            self.weight.view(-1),
+            self.bias.view(-1),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
 
 
 class StackedBatchNorm(ChannelBatchNorm):
@@ -181,5 +198,8 @@ def init_runs(module: nn.Module, run: int, generator: torch.Generator) -> None:
 
 def weights_of(module: nn.Module) -> list[nn.Parameter]:
     """What L2 decays: conv and linear weights, not biases or batchnorm parameters."""
-    return [layer.weight for layer in module.modules()
-            if isinstance(layer, (StackedLinear, GroupedConv))]
+    return [
+        layer.weight
+        for layer in module.modules()
+        if isinstance(layer, (StackedLinear, GroupedConv))
+    ]

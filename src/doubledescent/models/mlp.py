@@ -16,9 +16,16 @@ class StackedMLP(nn.Module):
     With `batchnorm_position="after_activation"` a layer is Linear -> ReLU -> BatchNorm instead.
     """
 
-    def __init__(self, n_runs: int, in_features: int, width: int, depth: int,
-                 num_classes: int, batchnorm: bool = False,
-                 batchnorm_position: str = "before_activation"):
+    def __init__(
+        self,
+        n_runs: int,
+        in_features: int,
+        width: int,
+        depth: int,
+        num_classes: int,
+        batchnorm: bool = False,
+        batchnorm_position: str = "before_activation",
+    ):
         super().__init__()
         if batchnorm_position not in ("before_activation", "after_activation"):
             raise ValueError(f"unknown batchnorm_position {batchnorm_position!r}")
@@ -27,9 +34,7 @@ class StackedMLP(nn.Module):
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(n_runs, a, b)) for a, b in zip(sizes[:-1], sizes[1:])
         )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.empty(n_runs, 1, b)) for b in sizes[1:]
-        )
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(n_runs, 1, b)) for b in sizes[1:])
         self.norms = nn.ModuleList(
             StackedBatchNorm(n_runs, width) if batchnorm else nn.Identity() for _ in range(depth)
         )
@@ -57,7 +62,20 @@ class StackedMLP(nn.Module):
         return linear(h, self.weights[-1], self.biases[-1])
 
 
-def build(n_runs: int, input_shape: tuple[int, ...], num_classes: int, width: int,
-          batchnorm: bool, spec: dict) -> StackedMLP:
-    return StackedMLP(n_runs, input_shape[0], width, spec["depth"], num_classes, batchnorm,
-                      spec["batchnorm_position"])
+def build(
+    n_runs: int,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    width: int,
+    batchnorm: bool,
+    spec: dict,
+) -> StackedMLP:
+    return StackedMLP(
+        n_runs,
+        input_shape[0],
+        width,
+        spec["depth"],
+        num_classes,
+        batchnorm,
+        spec["batchnorm_position"],
+    )

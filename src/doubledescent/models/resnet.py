@@ -30,8 +30,11 @@ class PreActBlock(nn.Module):
         self.conv1 = GroupedConv(n_runs, c_in, c_out, 3, stride, 1, bias=False)
         self.norm2 = layers.batchnorm_or_identity(n_runs, c_out, batchnorm)
         self.conv2 = GroupedConv(n_runs, c_out, c_out, 3, 1, 1, bias=False)
-        self.shortcut = (GroupedConv(n_runs, c_in, c_out, 1, stride, bias=False)
-                         if stride != 1 or c_in != c_out else None)
+        self.shortcut = (
+            GroupedConv(n_runs, c_in, c_out, 1, stride, bias=False)
+            if stride != 1 or c_in != c_out
+            else None
+        )
 
     def forward(self, h: torch.Tensor, mask: Mask | None) -> torch.Tensor:
         pre = torch.relu(self.norm1(h))
@@ -43,8 +46,14 @@ class PreActBlock(nn.Module):
 class PreActResNet18(StackedConvNet):
     """conv3x3 (k, no bias) -> 4 stages of 2 PreActBlocks -> global average pool -> Linear."""
 
-    def __init__(self, n_runs: int, input_shape: tuple[int, ...], width: int,
-                 num_classes: int, batchnorm: bool = False):
+    def __init__(
+        self,
+        n_runs: int,
+        input_shape: tuple[int, ...],
+        width: int,
+        num_classes: int,
+        batchnorm: bool = False,
+    ):
         super().__init__()
         self.n_runs = n_runs
         self.stem = GroupedConv(n_runs, input_shape[0], width, 3, 1, 1, bias=False)
@@ -52,8 +61,7 @@ class PreActResNet18(StackedConvNet):
         for multiple, stride in STAGES:
             for b in range(BLOCKS_PER_STAGE):
                 c_out = multiple * width
-                blocks.append(PreActBlock(n_runs, c_in, c_out, stride if b == 0 else 1,
-                                          batchnorm))
+                blocks.append(PreActBlock(n_runs, c_in, c_out, stride if b == 0 else 1, batchnorm))
                 c_in = c_out
         self.blocks = nn.ModuleList(blocks)
         self.head = StackedLinear(n_runs, c_in, num_classes)
