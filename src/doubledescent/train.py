@@ -162,8 +162,13 @@ def make_group(
 
 
 def epoch_order(group: Group, n: int, device) -> torch.Tensor:
-    """Each run's own random permutation of the training set: (R, n)."""
-    return torch.stack([torch.randperm(n, generator=g) for g in group.order_gens]).to(device)
+    """Each run's own random permutation of the training set: (R, n). Drawn on the CPU (the
+    streams are CPU generators, so a run's order is the same on every device) and, for a GPU,
+    copied from pinned memory without blocking: the host never waits on the device."""
+    order = torch.stack([torch.randperm(n, generator=g) for g in group.order_gens])
+    if torch.device(device).type == "cuda":
+        return order.pin_memory().to(device, non_blocking=True)
+    return order
 
 
 def dropout_masks(rates: list[float], gens: list[torch.Generator], device, dtype) -> Mask | None:
