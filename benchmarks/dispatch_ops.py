@@ -93,7 +93,9 @@ def group_jobs(cfg: dict) -> list[tuple[str, dict]]:
 
 
 def count_study(cfg: dict, jobs: list[tuple[str, dict]], label: str) -> int:
-    arrays = {name: data.build(config.dataset_spec(exp)) for name, exp in cfg["experiments"].items()}
+    arrays = {
+        name: data.build(config.dataset_spec(exp)) for name, exp in cfg["experiments"].items()
+    }
     print(f"{label}: {len(jobs)} training jobs")
     print(
         f"  {'experiment':<20} {'job':<24} {'runs':>4} {'ops/step':>8} {'(profiler)':>10} "

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from doubledescent import augment, checkpoint, models, optim
-from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
+from doubledescent.config import MODEL_INPUTS, Run, eval_epochs, group_id
 from doubledescent.data import Arrays, nested_subset
 from doubledescent.models.layers import Mask
 from doubledescent.resources import EVAL_CHUNK
@@ -133,10 +133,7 @@ def make_group(
     dtype=torch.float32,
 ) -> Group:
     """Build the stacked model, initialize each run from its own seed, set up the optimizer."""
-    width, batchnorm = runs[0].width, runs[0].batchnorm
-    if any(r.width != width or r.batchnorm != batchnorm for r in runs):
-        raise ValueError("a group's runs must share width and layer structure")
-    model = models.build(spec["model"], len(runs), input_shape, num_classes, width, batchnorm)
+    model = stacked_model(spec["model"], runs, input_shape, num_classes)
     for i, run in enumerate(runs):
         model.init_run(i, generator(run.seed, "init"))
     model.to(device=device, dtype=dtype)
@@ -161,6 +158,19 @@ def make_group(
     )
 
 
+def stacked_model(
+    spec: dict, runs: list[Run], input_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
+    """The runs of one shape (a group) stacked; runs of several (a pack of groups,
+    doubledescent.packing) zero-padded to the widest."""
+    shapes = {(r.width, r.batchnorm) for r in runs}
+    if len(shapes) == 1:
+        ((width, batchnorm),) = shapes
+        return models.build(spec, len(runs), input_shape, num_classes, width, batchnorm)
+    widths, norms = [r.width for r in runs], [r.batchnorm for r in runs]
+    return models.build_padded(spec, widths, norms, input_shape, num_classes)
+
+
 def epoch_order(group: Group, n: int, device) -> torch.Tensor:
     """Each run's own random permutation of the training set: (R, n). Drawn on the CPU (the
     streams are CPU generators, so a run's order is the same on every device) and, for a GPU,
@@ -180,13 +190,16 @@ def dropout_masks(rates: list[float], gens: list[torch.Generator], device, dtype
     rate = torch.tensor(rates, device=device)
     scale = 1 / torch.tensor([1 - p for p in rates], dtype=dtype, device=device)
 
-    def mask(shape) -> torch.Tensor:
+    def mask(shape, widths: list[int] | None = None) -> torch.Tensor:
         # Uniforms drawn in place per dropping run, then one comparison for all runs; a run
-        # without dropout keeps u = 1 >= 0 and scale 1.
+        # without dropout keeps u = 1 >= 0 and scale 1. A padded model (models.padded) gives
+        # each run's own `widths` of the last dim: the run draws that many, as unpadded.
         u = torch.ones(len(rates), *shape, device=device)
         for i, (p, g) in enumerate(zip(rates, gens)):
-            if p > 0:
+            if p > 0 and widths is None:
                 torch.rand(shape, generator=g, out=u[i])
+            elif p > 0:
+                torch.rand((*shape[:-1], widths[i]), generator=g, out=u[i, ..., : widths[i]])
         per_run = (-1, *[1] * len(shape))
         # In place: the comparison writes 1.0/0.0 into u, no boolean tensor to convert.
         return u.ge_(rate.view(per_run)).to(dtype).mul_(scale.view(per_run))
@@ -372,31 +385,33 @@ def train_group(
 
 
 def _table(spec: dict, arrays: Arrays, group: Group, rows: list[dict], dev) -> pd.DataFrame:
-    """The group's rows with the columns every run shares."""
-    runs = group.runs
-    n_params = models.n_params(
-        spec["model"],
-        input_shape(spec, arrays),
-        arrays.num_classes,
-        runs[0].width,
-        runs[0].batchnorm,
-    )
-    return pd.DataFrame(rows).assign(
+    """The job's rows with the columns of each run's group (in a pack, several groups)."""
+    df = pd.DataFrame(rows)
+    groups = pd.Series([group_id(r) for r in group.runs], [r.run_id for r in group.runs])
+    shapes = {gid: (r.width, r.batchnorm) for gid, r in zip(groups, group.runs)}
+    n_params = {
+        gid: models.n_params(spec["model"], input_shape(spec, arrays), arrays.num_classes, *wb)
+        for gid, wb in shapes.items()
+    }
+    gid = df.run_id.map(groups)
+    table = df.assign(
         experiment=spec["experiment"],
         dataset=spec["dataset"]["name"],
         # The samples fitted: a sweep's size (the runs' n_train) less the validation split.
         model=spec["model"]["name"],
-        n_params=n_params,
+        n_params=gid.map(n_params),
         n_train=len(arrays.y_train),
         num_classes=arrays.num_classes,
         label_noise=spec["dataset"]["label_noise"],
-        group=spec["group"],
-        group_size=len(runs),
+        group=gid,
+        group_size=gid.map(groups.value_counts()),
         device=str(dev),
         precision="bf16" if group.bf16 else "fp32",
         torch_version=torch.__version__,
         python_version=platform.python_version(),
     )
+    # A pack's rows name it: its groups shared one job (and its wall time).
+    return table if spec["group"] in shapes else table.assign(pack=spec["group"])
 
 
 def progress_line(rows: list[dict], epoch: int, epochs: int, elapsed: float) -> str:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from doubledescent.config import MODEL_INPUTS
-from doubledescent.models import cnn, mlp, resnet
+from doubledescent.models import cnn, mlp, padded, resnet
 
 # name -> build(n_runs, input_shape, num_classes, width, batchnorm, model spec); the one
 # place to add a model (and its input layout to config.MODEL_INPUTS, its name to the schema).
@@ -52,6 +52,27 @@ def build(
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
     return MODELS[name](n_runs, tuple(input_shape), num_classes, width, batchnorm, spec)
+
+
+# The families whose runs of different shapes stack into one model by zero-padding
+# (doubledescent.packing); the conv nets are left to one group per job.
+PADDED = {"mlp": padded.build}
+
+
+def build_padded(
+    spec: dict,
+    widths: list[int],
+    batchnorms: list[bool],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+) -> nn.Module:
+    """One stacked model of runs of several widths and layer structures (run r: `widths[r]`,
+    batchnorm where `batchnorms[r]`), each zero-padded to the widest."""
+    if spec["name"] not in PADDED:
+        raise ValueError(
+            f"runs of several shapes stack only for {sorted(PADDED)}, not {spec['name']!r}"
+        )
+    return PADDED[spec["name"]](widths, batchnorms, tuple(input_shape), num_classes, spec)
 
 
 def n_params(

@@ -1,0 +1,69 @@
+"""Packing: all training groups of an experiment in one job, as one zero-padded model.
+
+On the CPU one job per group is fastest (parallel jobs on all cores; a padded model would
+compute every run at the widest width). On a GPU the default study's groups are far too
+small to fill the card: each job would pay CUDA's start-up and then be bound by kernel
+launches. A pack trains every group of an experiment (of one training-set size, in a
+sample-wise sweep) in one process from one copy of the data, with one set of launches per
+step for all its runs (doubledescent.models.padded says why the padding is exact). Each
+run's numbers are its unpacked ones; only the job layout changes: a pack writes one table,
+`groups/<pack>.parquet`, with each row's group as without packing.
+
+`packing`: `none` (one job per group), `experiment` (pack every packable experiment), or
+`auto`: pack where training runs on CUDA. Only the MLP packs; conv nets keep one job per
+group. Torch-free: Snakemake reads it while it parses.
+"""
+
+from __future__ import annotations
+
+from doubledescent import config, gpus
+from doubledescent.config import Run
+
+PACKED_MODELS = ("mlp",)  # those with a zero-padded stack (doubledescent.models.PADDED)
+
+
+def enabled(packing: str, device: str) -> bool:
+    """Whether the config's `packing` packs on this machine (auto: where jobs train on CUDA,
+    `device: cuda`, or `auto` with a card visible)."""
+    if packing == "auto":
+        return bool(gpus.per_job(device))
+    return packing == "experiment"
+
+
+def pack_id(n_train: int | None) -> str:
+    """A pack's job name: `pack`, or `n~1000_pack` for one size of a sample-wise sweep."""
+    return "pack" if n_train is None else f"n~{n_train}_pack"
+
+
+def jobs(exp: dict, packs: bool) -> dict[str, list[Run]]:
+    """An experiment's training jobs, name -> runs: its groups, or with `packs` (for a model
+    that packs) one pack per training-set size holding its groups' runs, group after group."""
+    groups = config.groups(exp)
+    if not packs or exp["model"]["name"] not in PACKED_MODELS:
+        return groups
+    out: dict[str, list[Run]] = {}
+    for runs in groups.values():
+        out.setdefault(pack_id(runs[0].n_train), []).extend(runs)
+    return out
+
+
+def job_spec(name: str, exp: dict, job: str) -> dict:
+    """What a training job needs: a group's spec (config.group_spec, unchanged), or a pack's,
+    which is its groups' specs merged: the same sections, every group's runs (each group's
+    in its spec's order), the widest width, and the pack's name as `group`."""
+    groups = config.groups(exp)
+    if job in groups:
+        return config.group_spec(name, exp, job)
+    specs = [
+        config.group_spec(name, exp, gid)
+        for gid, runs in groups.items()
+        if pack_id(runs[0].n_train) == job
+    ]
+    if not specs:
+        raise ValueError(f"experiment {name!r} has no training job {job!r}")
+    return {
+        **specs[0],
+        "group": job,
+        "width": max(s["width"] for s in specs),
+        "runs": [r for s in specs for r in s["runs"]],
+    }

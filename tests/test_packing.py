@@ -1,0 +1,124 @@
+"""Packing: every group of an experiment in one zero-padded model, each run with exactly its
+unpacked numbers (float64, against train_group of each group alone), padding that stays 0,
+resume of a pack, and the job plan (which jobs a config gets on the CPU and on a GPU)."""
+
+import pandas as pd
+import pytest
+import torch
+
+from doubledescent import config, packing, train
+from doubledescent.models.padded import PaddedMLP
+from tests.test_train import experiment
+
+# Every regularizer, alone and together; batchnorm runs beside plain ones in one pack.
+REGULARIZERS = {
+    "none": {},
+    "l2": {"weight_decay": 0.05},
+    "dropout": {"dropout": 0.3},
+    "l2_dropout": {"weight_decay": 0.02, "dropout": 0.2},
+    "bn": {"batchnorm": True},
+    "bn_all": {"batchnorm": True, "dropout": 0.25, "weight_decay": 0.03},
+}
+# Both optimizers, every L2 mode, decay of weights or of everything, both batchnorm places.
+TRAININGS = {
+    "sgd_coupled": ({"optimizer": "sgd", "l2_mode": "coupled"}, "before_activation"),
+    "sgd_penalty_all": (
+        {"optimizer": "sgd", "l2_mode": "penalty", "decay": "all"},
+        "after_activation",
+    ),
+    "adam_decoupled_all": (
+        {"optimizer": "adam", "lr": 0.01, "l2_mode": "decoupled", "decay": "all"},
+        "before_activation",
+    ),
+    "adam_coupled_schedule": (
+        {
+            "optimizer": "adam",
+            "lr": 0.01,
+            "l2_mode": "coupled",
+            "schedule": "inverse_sqrt",
+            "schedule_steps": 3,
+        },
+        "after_activation",
+    ),
+}
+WIDTHS = (3, 7, 16)
+EPOCHS = 3
+METRICS = [
+    "train_loss",
+    "train_error",
+    "train_error_clean",
+    "test_loss",
+    "test_error",
+    "noisy_fit",
+]
+SAME = ["run_id", "epoch", "group", "group_size", "n_params", "width", "batchnorm", "diverged"]
+
+
+def packed_experiment(case: str) -> dict:
+    training, position = TRAININGS[case]
+    return experiment(
+        REGULARIZERS,
+        widths=WIDTHS,
+        epochs=EPOCHS,
+        training=training,
+        model={"batchnorm_position": position},
+    )
+
+
+def quiet(spec, arrays, **kwargs):
+    return train.train_group(spec, arrays, device="cpu", log=lambda s: None, **kwargs)
+
+
+@pytest.mark.parametrize("case", TRAININGS)
+def test_a_pack_trains_every_group_as_alone(small_data, case):
+    exp = packed_experiment(case)
+    pack = packing.job_spec("t", exp, "pack")
+    packed = quiet(pack, small_data, dtype=torch.float64)
+    assert packed.group.nunique() == len(config.groups(exp)) == 2 * len(WIDTHS)
+    assert (packed.pack == "pack").all()
+    for gid in config.groups(exp):
+        alone = quiet(config.group_spec("t", exp, gid), small_data, dtype=torch.float64)
+        mine = packed[packed.group == gid].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine[SAME], alone[SAME])
+        pd.testing.assert_frame_equal(mine[METRICS], alone[METRICS], rtol=0, atol=1e-10)
+
+
+def train_epochs(spec: dict, arrays) -> train.Group:
+    runs = [config.Run(**r) for r in spec["runs"]]
+    group = train.make_group(spec, runs, (40,), 10, "cpu", torch.float64)
+    data = train.Tensors.from_arrays(arrays, "cpu", torch.float64)
+    for _ in range(EPOCHS):
+        train.train_epoch(group, data, spec["training"]["batch_size"])
+    return group
+
+
+def split(pack_param: torch.Tensor, own: torch.Tensor | None):
+    """A pack's slice of a parameter -> (its runs' unpadded values, the padded entries)."""
+    padding = torch.ones_like(pack_param, dtype=torch.bool)
+    if own is None:  # a batchnorm parameter of runs without batchnorm: all unused
+        return None, pack_param[padding]
+    corner = (slice(None), *(slice(0, n) for n in own.shape[1:]))
+    padding[corner] = False
+    return pack_param[corner], pack_param[padding]
+
+
+@pytest.mark.parametrize("case", TRAININGS)
+def test_padding_stays_zero_and_each_run_keeps_its_parameters(small_data, case):
+    exp = packed_experiment(case)
+    pack = train_epochs(packing.job_spec("t", exp, "pack"), small_data)
+    assert isinstance(pack.model, PaddedMLP)
+    params = {name: p.detach() for name, p in pack.model.named_parameters()}
+    padded = dict.fromkeys(params, 0)  # padded entries checked, per parameter
+    first = 0
+    for gid in config.groups(exp):
+        alone = train_epochs(config.group_spec("t", exp, gid), small_data)
+        own = {name: p.detach() for name, p in alone.model.named_parameters()}
+        for name, p in params.items():
+            values, padding = split(p[first : first + len(alone.runs)], own.get(name))
+            if values is not None:  # float64 rounding only (GEMMs of other shapes)
+                torch.testing.assert_close(values, own[name], rtol=1e-8, atol=1e-10)
+            assert torch.equal(padding, torch.zeros_like(padding)), name
+            padded[name] += len(padding)
+        first += len(alone.runs)
+    # Every parameter but the classifier's bias (10 classes for every run) has padding.
+    assert [name for name, n in padded.items() if n == 0] == ["biases.2"]
