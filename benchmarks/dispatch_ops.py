@@ -4,7 +4,8 @@ On a GPU each dispatched op is (about) one kernel launch, and the default study'
 small enough to be bound by launches, not arithmetic. This counts, for every training job of
 a config, the ops one epoch of training dispatches (its gradient steps and its minibatch
 order) and one evaluation pass, on the CPU, and totals them over the job's epochs and
-evaluations. Two counters: a TorchDispatchMode (each op that reaches a kernel, once) and
+evaluations, with one group per job (the CPU's jobs) and packed (CUDA's: packing
+`experiment`, every group of an experiment in one zero-padded model). Two counters: a TorchDispatchMode (each op that reaches a kernel, once) and
 torch.profiler (every aten:: event, ops called inside other ops included), for one step.
 
     python benchmarks/dispatch_ops.py
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from doubledescent import config, data, train
+from doubledescent import config, data, packing, train
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -83,12 +84,12 @@ def count_job(spec: dict, arrays: data.Arrays) -> dict:
     }
 
 
-def group_jobs(cfg: dict) -> list[tuple[str, dict]]:
-    """(experiment, spec) of every training job with one group per job."""
+def study_jobs(cfg: dict, packs: bool) -> list[tuple[str, dict]]:
+    """(experiment, spec) of every training job, one group per job or packed."""
     return [
-        (name, config.group_spec(name, exp, gid))
+        (name, packing.job_spec(name, exp, job))
         for name, exp in cfg["experiments"].items()
-        for gid in config.groups(exp)
+        for job in packing.jobs(exp, packs)
     ]
 
 
@@ -105,7 +106,7 @@ def count_study(cfg: dict, jobs: list[tuple[str, dict]], label: str) -> int:
     for name, spec in jobs:
         c = count_job(spec, arrays[name])
         total += c["total"]
-        job = spec.get("group") or spec["pack"]
+        job = spec["group"]
         print(
             f"  {name:<20} {job:<24} {c['runs']:>4} {c['step']:>8} {c['step_profiler']:>10} "
             f"{c['epoch']:>9} {c['evaluation']:>8} {c['total']:>12,}"
@@ -121,7 +122,9 @@ def main() -> None:
     torch.set_num_threads(1)
     cfg = config.load(args.config, SCHEMA)
     print(f"machine: {platform.node()}  torch {torch.__version__}  config {args.config}")
-    count_study(cfg, group_jobs(cfg), "one group per job")
+    before = count_study(cfg, study_jobs(cfg, packs=False), "one group per job")
+    after = count_study(cfg, study_jobs(cfg, packs=True), "packed (as on CUDA)")
+    print(f"packing dispatches {before / after:.1f}x fewer ops")
 
 
 if __name__ == "__main__":

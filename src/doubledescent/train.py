@@ -183,26 +183,44 @@ def epoch_order(group: Group, n: int, device) -> torch.Tensor:
 
 def dropout_masks(rates: list[float], gens: list[torch.Generator], device, dtype) -> Mask | None:
     """mask(shape) -> (R, *shape) inverted-dropout masks, one draw per dropping run from its
-    own stream (`gens`), in the order the model asks for them; None where no run drops."""
+    own stream (`gens`), in the order the model asks for them; None where no run drops.
+    mask(shape, widths): the same for runs zero-padded to shape[-1] from `widths`."""
     if not any(rates):
         return None
     # float32 uniforms whatever the model's dtype, so float64 tests draw the same masks.
     rate = torch.tensor(rates, device=device)
     scale = 1 / torch.tensor([1 - p for p in rates], dtype=dtype, device=device)
 
+    padded: dict[tuple, tuple] = {}  # a padded model's uniforms and run slices, per shape
+
     def mask(shape, widths: list[int] | None = None) -> torch.Tensor:
+        per_run = (-1, *[1] * len(shape))
+        if widths is not None:  # out of place: the buffer keeps its ones for the next call
+            u = padded_uniforms(shape, widths).ge(rate.view(per_run))
+            return u.to(dtype).mul_(scale.view(per_run))
         # Uniforms drawn in place per dropping run, then one comparison for all runs; a run
-        # without dropout keeps u = 1 >= 0 and scale 1. A padded model (models.padded) gives
-        # each run's own `widths` of the last dim: the run draws that many, as unpadded.
+        # without dropout keeps u = 1 >= 0 and scale 1.
         u = torch.ones(len(rates), *shape, device=device)
         for i, (p, g) in enumerate(zip(rates, gens)):
-            if p > 0 and widths is None:
+            if p > 0:
                 torch.rand(shape, generator=g, out=u[i])
-            elif p > 0:
-                torch.rand((*shape[:-1], widths[i]), generator=g, out=u[i, ..., : widths[i]])
-        per_run = (-1, *[1] * len(shape))
         # In place: the comparison writes 1.0/0.0 into u, no boolean tensor to convert.
         return u.ge_(rate.view(per_run)).to(dtype).mul_(scale.view(per_run))
+
+    def padded_uniforms(shape, widths: list[int]) -> torch.Tensor:
+        """For a padded model (models.padded): each dropping run draws its own `widths[i]`
+        of the last dim, as unpadded, into its slice of a buffer kept per shape (one op per
+        run and layer, where a pack has many runs); every other entry stays 1."""
+        if shape not in padded:
+            u = torch.ones(len(rates), *shape, device=device)
+            drawn = [
+                (u[i, ..., :w], g) for i, (p, g, w) in enumerate(zip(rates, gens, widths)) if p
+            ]
+            padded[shape] = u, drawn
+        u, drawn = padded[shape]
+        for view, g in drawn:
+            view.uniform_(generator=g)
+        return u
 
     return mask
 
