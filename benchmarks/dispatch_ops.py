@@ -4,11 +4,12 @@ On a GPU each dispatched op is (about) one kernel launch, and the default study'
 small enough to be bound by launches, not arithmetic. This counts, for every training job of
 a config, the ops one epoch of training dispatches (its gradient steps and its minibatch
 order) and one evaluation pass, on the CPU, and totals them over the job's epochs and
-evaluations, with one group per job (the CPU's jobs) and packed (CUDA's: packing
-`experiment`, every group of an experiment in one zero-padded model). Two counters: a TorchDispatchMode (each op that reaches a kernel, once) and
-torch.profiler (every aten:: event, ops called inside other ops included), for one step.
+evaluations: with one group per job (the CPU's jobs) and packed (CUDA's, packing
+`experiment`: every group of an experiment in one zero-padded model). Two counters: a
+TorchDispatchMode (each op that reaches a kernel, once) and torch.profiler (every aten::
+event, ops called inside other ops included), for one step.
 
-    python benchmarks/dispatch_ops.py
+    python benchmarks/dispatch_ops.py 2>/dev/null    (the profiler logs to stderr)
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
 """CUDA behaviour, where a GPU exists (benchmarks/gpu_check.py runs these on one): no host
-synchronization inside the step loop, a run's numbers independent of its group, and
-checkpoint/resume ending with the numbers of an uninterrupted run."""
+synchronization inside the step loop (of groups and of a pack), a run's numbers independent
+of its group and of packing, and checkpoint/resume ending with the numbers of an
+uninterrupted run."""
 
 import pandas as pd
 import pytest
 import torch
 
-from doubledescent import config, train
+from doubledescent import config, packing, train
 from tests.conftest import SCHEMA
 from tests.test_conv_models import image_data
+from tests.test_resume import crash_and_resume
 
 pytestmark = [
     pytest.mark.cuda,
@@ -61,15 +63,21 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("norm", ["none", "batch"])
-def test_step_loop_never_waits_for_the_device(case, norm):
+# (case, training job): each case's groups, and a pack of the MLP's groups of two widths.
+JOBS = [
+    *[(case, f"width~4_norm~{norm}") for case in CASES for norm in ("none", "batch")],
+    ("mlp_sgd", "pack"),
+]
+
+
+@pytest.mark.parametrize("case, job", JOBS)
+def test_step_loop_never_waits_for_the_device(case, job):
     model, training = CASES[case]
-    exp = experiment(model, EVERY_REGULARIZER, training)
-    spec = config.group_spec("g", exp, f"width~4_norm~{norm}")
+    exp = {**experiment(model, EVERY_REGULARIZER, training), "widths": [3, 4]}
+    spec = packing.job_spec("g", exp, job)
     arrays = arrays_for(model)
     shape = train.input_shape(spec, arrays)
-    runs = config.groups(exp)[spec["group"]]
+    runs = [config.Run(**r) for r in spec["runs"]]
     group = train.make_group(spec, runs, shape, arrays.num_classes, "cuda")
     tensors = train.Tensors.from_arrays(arrays, "cuda", shape=shape)
     train.train_epoch(group, tensors, 16)  # lazy initialization may synchronize once
@@ -104,25 +112,25 @@ def test_run_numbers_do_not_depend_on_the_group_on_cuda():
 def test_resume_on_cuda_ends_with_the_uninterrupted_numbers(tmp_path, monkeypatch):
     exp = experiment("cnn5", EVERY_REGULARIZER, CASES["cnn5_adam_bf16_augment"][1])
     spec = config.group_spec("g", exp, "width~4_norm~batch")
-    arrays = arrays_for("cnn5")
-    whole = train.train_group(spec, arrays, device="cuda", log=lambda s: None)
-    real_epoch, calls = train.train_epoch, []
-
-    def crash_in_third_epoch(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        real_epoch(*args)
-
-    monkeypatch.setattr(train, "train_epoch", crash_in_third_epoch)
-    ckpt = tmp_path / "c.pt"
-    kwargs = {"device": "cuda", "checkpoint_path": ckpt, "checkpoint_every": 1}
-    with pytest.raises(KeyboardInterrupt):
-        train.train_group(spec, arrays, log=lambda s: None, **kwargs)
-    monkeypatch.setattr(train, "train_epoch", real_epoch)
-    lines = []
-    resumed = train.train_group(spec, arrays, log=lines.append, **kwargs)
+    whole, resumed, lines = crash_and_resume(
+        spec, arrays_for("cnn5"), tmp_path, monkeypatch, device="cuda"
+    )
     assert lines[0] == "resuming from the checkpoint at epoch 2"
     # The same kernels on the same device: the same numbers, to the last bit where cuDNN is
     # deterministic, and within float32 rounding where it picks algorithms per call.
     pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS], rtol=1e-5, atol=1e-6)
+
+
+def test_a_pack_trains_each_group_as_alone_on_cuda():
+    """Groups of several widths, with and without batchnorm, packed into one padded model:
+    each run's numbers are its unpacked ones, within float32 rounding (other GEMM shapes)."""
+    exp = {**experiment("mlp", EVERY_REGULARIZER), "widths": [3, 4, 9]}
+    arrays = arrays_for("mlp")
+    packed = train.train_group(
+        packing.job_spec("g", exp, "pack"), arrays, device="cuda", log=lambda s: None
+    )
+    for gid in config.groups(exp):
+        spec = config.group_spec("g", exp, gid)
+        alone = train.train_group(spec, arrays, device="cuda", log=lambda s: None)
+        mine = packed[packed.group == gid].reset_index(drop=True)
+        pd.testing.assert_frame_equal(alone[METRICS], mine[METRICS], rtol=1e-4, atol=1e-5)

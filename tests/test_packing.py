@@ -2,12 +2,18 @@
 unpacked numbers (float64, against train_group of each group alone), padding that stays 0,
 resume of a pack, and the job plan (which jobs a config gets on the CPU and on a GPU)."""
 
+import json
+
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from doubledescent import config, packing, train
+from doubledescent import config, data, packing, train
 from doubledescent.models.padded import PaddedMLP
+from tests import test_cuda
+from tests.conftest import REPO, SCHEMA, TINY, check_tiny_metrics, snakemake
+from tests.test_resume import crash_and_resume
 from tests.test_train import experiment
 
 # Every regularizer, alone and together; batchnorm runs beside plain ones in one pack.
@@ -122,3 +128,76 @@ def test_padding_stays_zero_and_each_run_keeps_its_parameters(small_data, case):
         first += len(alone.runs)
     # Every parameter but the classifier's bias (10 classes for every run) has padding.
     assert [name for name, n in padded.items() if n == 0] == ["biases.2"]
+
+
+def test_a_pack_resumes_after_a_crash_with_the_same_numbers(small_data, tmp_path, monkeypatch):
+    spec = packing.job_spec("t", packed_experiment("adam_decoupled_all"), "pack")
+    whole, resumed, lines = crash_and_resume(spec, small_data, tmp_path, monkeypatch)
+    assert lines[0] == "resuming from the checkpoint at epoch 2"
+    pd.testing.assert_frame_equal(resumed, whole.assign(wall_time=resumed.wall_time))
+
+
+DEFAULT = config.load(REPO / "config.yaml", SCHEMA)
+
+
+@pytest.mark.parametrize("cards", ["", "0"])  # CUDA_VISIBLE_DEVICES: no card, one card
+def test_jobs_of_the_default_config_on_a_cpu_and_on_a_gpu(monkeypatch, cards):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", cards)
+    packs = packing.enabled(DEFAULT["packing"], DEFAULT["device"])
+    assert packs == bool(cards)
+    for name, exp in DEFAULT["experiments"].items():
+        jobs = packing.jobs(exp, packs)
+        if not packs:  # the CPU's jobs, ids and specs (Snakemake's rerun keys) as without packing
+            assert jobs == config.groups(exp)
+            for gid in jobs:
+                assert packing.job_spec(name, exp, gid) == config.group_spec(name, exp, gid)
+            continue
+        assert list(jobs) == ["pack"]
+        pack = packing.job_spec(name, exp, "pack")
+        assert pack["runs"] == [
+            r for gid in config.groups(exp) for r in config.group_spec(name, exp, gid)["runs"]
+        ]
+        assert pack["width"] == max(exp["widths"]) and pack["group"] == "pack"
+
+
+def test_packing_choices():
+    assert packing.enabled("experiment", "cpu") and not packing.enabled("none", "cuda")
+    assert packing.enabled("auto", "cuda") and not packing.enabled("auto", "cpu")
+    sweep = {**DEFAULT["experiments"]["mnist1d_mlp"]}
+    sweep["dataset"] = {**sweep["dataset"], "n_train": [1000, 4000]}
+    assert list(packing.jobs(sweep, True)) == ["n~1000_pack", "n~4000_pack"]
+    assert packing.job_spec("s", sweep, "n~1000_pack")["n_train"] == 1000
+    conv = test_cuda.experiment("cnn5", {"none": {}})
+    assert packing.jobs(conv, True) == config.groups(conv)  # conv nets stay one group a job
+    with pytest.raises(ValueError, match="no training job 'n~2000_pack'"):
+        packing.job_spec("s", sweep, "n~2000_pack")
+
+
+def test_the_pipeline_trains_a_packed_experiment_in_one_job(tmp_path):
+    cfg = {**yaml.safe_load(TINY.read_text()), "packing": "experiment", "device": "cpu"}
+    configfile = tmp_path / "packed.yaml"
+    configfile.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, configfile=configfile)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    df = check_tiny_metrics(tmp_path)
+    tables = sorted(p.name for p in (tmp_path / "results" / "tiny" / "groups").iterdir())
+    assert tables == ["pack.parquet"]
+    exp = config.validate(cfg, SCHEMA)["experiments"]["tiny"]
+    assert set(df.group) == set(config.groups(exp)) and (df.pack == "pack").all()
+    assert (df.group_size == df.group.map(df.groupby("group").run_id.nunique())).all()
+    prov = json.loads((tmp_path / "results" / "tiny" / "provenance.json").read_text())
+    assert prov["training"]["groups"] == len(config.groups(exp))
+    assert prov["training"]["train_seconds"] == df.wall_time.max()  # one job's time
+    # Each group trained alone gives the same numbers up to float32 rounding.
+    arrays = data.load(tmp_path / "results" / "tiny" / "data.npz")
+    gid = "width~32_norm~batch"
+    alone = quiet(config.group_spec("tiny", exp, gid), arrays)
+    mine = df[df.group == gid].sort_values(["run_id", "epoch"], ignore_index=True)
+    alone = alone.sort_values(["run_id", "epoch"], ignore_index=True)
+    pd.testing.assert_frame_equal(mine[["test_loss"]], alone[["test_loss"]], rtol=1e-4)
+    # Without packing the same config plans one job per group.
+    unpacked = tmp_path / "unpacked.yaml"
+    unpacked.write_text(yaml.safe_dump({**cfg, "packing": "none"}))
+    plan = snakemake(tmp_path, "-n", "--quiet", "rules", configfile=unpacked).stdout
+    train_line = next(line for line in plan.splitlines() if line.startswith("train_group"))
+    assert train_line.split()[1] == str(len(config.groups(exp)))

@@ -137,9 +137,15 @@ def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkey
         SCHEMA,
     )
     spec = config.group_spec("c", exp["experiments"]["c"], "width~2_norm~batch")
-    arrays = image_data("cnn5")
-    whole = train.train_group(spec, arrays, device="cpu", log=lambda s: None)
+    whole, resumed, lines = crash_and_resume(spec, image_data("cnn5"), tmp_path, monkeypatch)
+    assert lines[0] == "resuming from the checkpoint at epoch 2"
+    pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS])
 
+
+def crash_and_resume(spec: dict, arrays, tmp_path, monkeypatch, device="cpu"):
+    """Train `spec` whole; then again, interrupted in its third epoch with a checkpoint after
+    every epoch, and resumed. Returns (whole, resumed, the resumed job's log lines)."""
+    whole = train.train_group(spec, arrays, device=device, log=lambda s: None)
     real_epoch, calls = train.train_epoch, []
 
     def crash_in_third_epoch(*args):
@@ -149,15 +155,10 @@ def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkey
         real_epoch(*args)
 
     monkeypatch.setattr(train, "train_epoch", crash_in_third_epoch)
-    ckpt = tmp_path / "c.pt"
+    kwargs = {"device": device, "checkpoint_path": tmp_path / "c.pt", "checkpoint_every": 1}
     with pytest.raises(KeyboardInterrupt):
-        train.train_group(
-            spec, arrays, device="cpu", log=lambda s: None, checkpoint_path=ckpt, checkpoint_every=1
-        )
+        train.train_group(spec, arrays, log=lambda s: None, **kwargs)
     monkeypatch.setattr(train, "train_epoch", real_epoch)
     lines = []
-    resumed = train.train_group(
-        spec, arrays, device="cpu", log=lines.append, checkpoint_path=ckpt, checkpoint_every=1
-    )
-    assert lines[0] == "resuming from the checkpoint at epoch 2"
-    pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS])
+    resumed = train.train_group(spec, arrays, log=lines.append, **kwargs)
+    return whole, resumed, lines

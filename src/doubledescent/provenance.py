@@ -55,6 +55,8 @@ def _unique(df: pd.DataFrame, column: str) -> list:
 def training_summary(df: pd.DataFrame) -> dict:
     """Where and when the experiment's groups trained, from its collected metrics table."""
     per_group = df.groupby("group")
+    # The groups of a pack shared one job and its wall time (doubledescent.packing).
+    job = df["pack"].fillna(df["group"]) if "pack" in df else df["group"]
     finished = _unique(df, "finished_at")
     return {
         "groups": int(per_group.ngroups),
@@ -62,7 +64,7 @@ def training_summary(df: pd.DataFrame) -> dict:
         "rows": len(df),
         "devices": _unique(df, "device"),
         "hostnames": _unique(df, "hostname"),
-        "train_seconds": float(per_group["wall_time"].max().sum()),
+        "train_seconds": float(df.groupby(job)["wall_time"].max().sum()),
         "first_group_finished_at": finished[0] if finished else None,
         "last_group_finished_at": finished[-1] if finished else None,
     }

@@ -54,6 +54,13 @@ def forward_macs(exp: dict, width: int) -> int:
     return pixels * (9 * channels * width + per_pixel * width * width)
 
 
+def job_size(runs: list) -> tuple[int, int, int | None]:
+    """(width, runs, n_train) a training job's runs are costed at: a group's width, or for a
+    pack (doubledescent.packing) its widest, since every run of a pack computes at that width
+    (its zero-padding is real arithmetic). A pack pays a GPU's per-step launches once."""
+    return max(r.width for r in runs), len(runs), runs[0].n_train
+
+
 def train_seconds(
     exp: dict, width: int, n_runs: int, n_train: int | None = None, gpu: bool = False
 ) -> float:

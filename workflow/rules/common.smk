@@ -6,6 +6,7 @@ from pathlib import Path
 
 from doubledescent import config as ddconfig
 from doubledescent import gpus as ddgpus
+from doubledescent import packing as ddpacking
 from doubledescent import resources as ddresources
 from doubledescent.cli import FIGURES, GRID_FIGURES, SIZE_FIGURES
 
@@ -37,11 +38,14 @@ EXPERIMENTS = CONFIG["experiments"]
 TRAIN_GPUS = ddgpus.per_job(CONFIG["device"])
 if "gpu" not in workflow.global_resources and ddgpus.default_limit(CONFIG["device"]):
     workflow.register_resource("gpu", ddgpus.default_limit(CONFIG["device"]))
+# Whether training jobs are packs of groups (on CUDA by default) or one group each.
+PACKS = ddpacking.enabled(CONFIG["packing"], CONFIG["device"])
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
-    group=r"(n~\d+_)?width~\d+_norm~\w+",
+    # A training job: a group, or a pack of groups (doubledescent.packing).
+    group=r"(n~\d+_)?(width~\d+_norm~\w+|pack)",
     figure="|".join(FIGURES),
 
 
@@ -56,7 +60,7 @@ def dataset_spec(wildcards):
 
 def group_spec(wildcards):
     exp = EXPERIMENTS[wildcards.experiment]
-    return as_json(ddconfig.group_spec(wildcards.experiment, exp, wildcards.group))
+    return as_json(ddpacking.job_spec(wildcards.experiment, exp, wildcards.group))
 
 
 def checkpoint_file(wildcards):
@@ -76,7 +80,7 @@ def group_tables(wildcards):
     return expand(
         f"{RESULTS}/{{experiment}}/groups/{{group}}.parquet",
         experiment=wildcards.experiment,
-        group=ddconfig.groups(EXPERIMENTS[wildcards.experiment]),
+        group=ddpacking.jobs(EXPERIMENTS[wildcards.experiment], PACKS),
     )
 
 
@@ -86,30 +90,28 @@ def experiment_config(wildcards):
     return as_json({"device": CONFIG["device"], "threads": CONFIG["threads"], **exp})
 
 
-def _experiment_and_runs(wildcards):
+def _experiment_and_size(wildcards):
+    """A training job's experiment and the (width, runs, n_train) it is costed at."""
     exp = EXPERIMENTS[wildcards.experiment]
-    return exp, ddconfig.groups(exp)[wildcards.group]
+    runs = ddpacking.jobs(exp, PACKS)[wildcards.group]
+    return exp, ddresources.job_size(runs)
 
 
 def train_runtime(wildcards, attempt):
     """Minutes for a training job; a retry after a timeout gets proportionally more."""
-    exp, runs = _experiment_and_runs(wildcards)
-    return attempt * ddresources.train_runtime_min(
-        exp, runs[0].width, len(runs), runs[0].n_train, gpu=TRAIN_GPUS
-    )
+    exp, (width, n_runs, n_train) = _experiment_and_size(wildcards)
+    return attempt * ddresources.train_runtime_min(exp, width, n_runs, n_train, gpu=TRAIN_GPUS)
 
 
 def train_priority(wildcards):
-    exp, runs = _experiment_and_runs(wildcards)
-    return ddresources.train_priority(
-        exp, runs[0].width, len(runs), runs[0].n_train, gpu=TRAIN_GPUS
-    )
+    exp, (width, n_runs, n_train) = _experiment_and_size(wildcards)
+    return ddresources.train_priority(exp, width, n_runs, n_train, gpu=TRAIN_GPUS)
 
 
 def train_mem_mb(wildcards, attempt):
     """Memory for a training job; a retry after running out gets proportionally more."""
-    exp, runs = _experiment_and_runs(wildcards)
-    return attempt * ddresources.train_mem_mb(exp, runs[0].width, len(runs), gpu=TRAIN_GPUS)
+    exp, (width, n_runs, _) = _experiment_and_size(wildcards)
+    return attempt * ddresources.train_mem_mb(exp, width, n_runs, gpu=TRAIN_GPUS)
 
 
 def final_outputs():
