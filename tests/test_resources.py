@@ -7,7 +7,7 @@ import torch
 import yaml
 from torch import nn
 
-from doubledescent import config, resources
+from doubledescent import config, packing, resources
 from tests import test_conv_models
 from tests.conftest import REPO, SCHEMA
 
@@ -109,3 +109,19 @@ def test_memory_holds_the_dataset():
     exp = conv_experiment("cnn5", "cifar10")
     floats = 60000 * 3072
     assert resources.train_mem_mb(exp, 2, 1, gpu=True) >= resources.BASE_MEM_MB + 4 * floats / 1e6
+
+
+def test_a_pack_is_costed_at_its_widest_width_and_pays_a_gpus_steps_once():
+    groups = config.groups(EXP)
+    pack = packing.jobs(EXP, True)["pack"]
+    assert resources.job_size(pack) == (300, 228, None)
+    assert resources.job_size(groups["width~47_norm~batch"]) == (47, 3, None)
+
+    def seconds(runs, gpu):
+        width, n_runs, n_train = resources.job_size(runs)
+        return resources.train_seconds(EXP, width, n_runs, n_train, gpu=gpu)
+
+    # On a CPU the padding is arithmetic like any other; on a GPU the per-step launch
+    # overhead of 38 jobs is paid once.
+    assert seconds(pack, False) > sum(seconds(r, False) for r in groups.values())
+    assert seconds(pack, True) < sum(seconds(r, True) for r in groups.values()) / 10
