@@ -11,20 +11,12 @@ import yaml
 
 from doubledescent import config, data, packing, train
 from doubledescent.models.padded import PaddedMLP
+from doubledescent.results import METRICS
 from tests import test_cuda
 from tests.conftest import REPO, SCHEMA, TINY, check_tiny_metrics, snakemake
 from tests.test_resume import crash_and_resume
-from tests.test_train import experiment
+from tests.test_train import VARIANTS, experiment
 
-# Every regularizer, alone and together; batchnorm runs beside plain ones in one pack.
-REGULARIZERS = {
-    "none": {},
-    "l2": {"weight_decay": 0.05},
-    "dropout": {"dropout": 0.3},
-    "l2_dropout": {"weight_decay": 0.02, "dropout": 0.2},
-    "bn": {"batchnorm": True},
-    "bn_all": {"batchnorm": True, "dropout": 0.25, "weight_decay": 0.03},
-}
 # Both optimizers, every L2 mode, decay of weights or of everything, both batchnorm places.
 TRAININGS = {
     "sgd_coupled": ({"optimizer": "sgd", "l2_mode": "coupled"}, "before_activation"),
@@ -49,21 +41,13 @@ TRAININGS = {
 }
 WIDTHS = (3, 7, 16)
 EPOCHS = 3
-METRICS = [
-    "train_loss",
-    "train_error",
-    "train_error_clean",
-    "test_loss",
-    "test_error",
-    "noisy_fit",
-]
 SAME = ["run_id", "epoch", "group", "group_size", "n_params", "width", "batchnorm", "diverged"]
 
 
 def packed_experiment(case: str) -> dict:
     training, position = TRAININGS[case]
     return experiment(
-        REGULARIZERS,
+        VARIANTS,  # every regularizer, alone and together; batchnorm beside plain runs
         widths=WIDTHS,
         epochs=EPOCHS,
         training=training,
