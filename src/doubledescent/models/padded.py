@@ -56,7 +56,8 @@ class PaddedMLP(StackedMLP):
             len(widths), in_features, width, depth, num_classes, any(batchnorms), batchnorm_position
         )
         self.widths, self.batchnorms = list(widths), list(batchnorms)
-        self.shape = (in_features, depth, num_classes, batchnorm_position)
+        # What every run shares (all but its width), to build a run alone in init_run.
+        self.structure = (in_features, depth, num_classes, batchnorm_position)
         if any(batchnorms) and not all(batchnorms):
             self.norms = nn.ModuleList(SwitchedBatchNorm(batchnorms, width) for _ in range(depth))
 
@@ -64,7 +65,7 @@ class PaddedMLP(StackedMLP):
     def init_run(self, run: int, generator: torch.Generator) -> None:
         """Run `run` exactly as an unpadded one-run model of its width initializes it; every
         padded entry (and unused batchnorm parameter) 0."""
-        in_features, depth, num_classes, position = self.shape
+        in_features, depth, num_classes, position = self.structure
         with torch.device(self.weights[0].device):
             alone = StackedMLP(
                 1, in_features, self.widths[run], depth, num_classes, self.batchnorms[run], position
