@@ -83,7 +83,8 @@ def test_a_killed_job_frees_its_card(tmp_path):
 
 def test_training_jobs_each_claim_a_card_in_the_pipeline(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    proc = snakemake(tmp_path)
+    # One job per group: on a GPU `packing: auto` would make the experiment a single job.
+    proc = snakemake(tmp_path, "--config", "packing=none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert 'Provided resources: gpu=Resource("gpu", 2)' in out  # one job per card at most
