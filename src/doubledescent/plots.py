@@ -258,15 +258,22 @@ def _facets(df: pd.DataFrame, rows: list[str] = results.CONDITIONS, **kw):
     return fig, panels
 
 
+def _time(df: pd.DataFrame) -> str:
+    """The training-time axis: the epoch where every evaluation ends an epoch (epochs
+    budgets), else the gradient step (steps budgets, whose evaluations fall mid-epoch)."""
+    return "epoch" if (df["epoch"] % 1 == 0).all() else "step"
+
+
 def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
-    """Heatmaps of test error (mean over seeds) over model size x evaluation epoch."""
-    keys = [*results.CONDITIONS, "regularizer", size, "epoch"]
+    """Heatmaps of test error (mean over seeds) over model size x evaluation epoch (or step)."""
+    time = _time(df)
+    keys = [*results.CONDITIONS, "regularizer", size, time]
     means = results.seed_stats(df[~df["diverged"]], "test_error", keys)
     with style():
         fig, panels = _facets(means)
         for ax, sub in panels:
             # Largest model on top, as in Nakkiran et al.; columns are the evaluated epochs.
-            grid = sub.pivot(index=size, columns="epoch", values="mean").sort_index(ascending=False)
+            grid = sub.pivot(index=size, columns=time, values="mean").sort_index(ascending=False)
             sns.heatmap(
                 grid,
                 ax=ax,
@@ -277,7 +284,7 @@ def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
                 xticklabels=_sparse(grid.columns),
                 yticklabels=_sparse(grid.index),
             )
-            ax.set(xlabel="epoch", ylabel=SIZE_LABELS[size])
+            ax.set(xlabel=time, ylabel=SIZE_LABELS[size])
             ax.tick_params(axis="y", labelrotation=0)
         fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label="test error", shrink=0.9)
     return fig
@@ -343,8 +350,10 @@ def _sparse(labels, most: int = 7) -> list[str]:
 
 
 def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> plt.Figure:
-    """Test error against epoch for the smallest, threshold and largest width, band over seeds."""
+    """Test error against epoch (or step) for the smallest, threshold and largest width, band
+    over seeds."""
     colors = palette(WIDTH_ROLES, "crest")  # sequential: light for small, dark for large
+    time = _time(df)
     with style():
         fig, panels = _facets(df, sharey=True)
         for ax, sub in panels:
@@ -352,7 +361,7 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
                 run = sub[(sub["width"] == width) & ~sub["diverged"]]
                 sns.lineplot(
                     data=run,
-                    x="epoch",
+                    x=time,
                     y="test_error",
                     color=colors[role],
                     errorbar=_errorbar(errorbar),
@@ -361,7 +370,7 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
                     ax=ax,
                 )
             _log_x(ax, plain=True)
-            ax.set(xlabel="epoch", ylabel=Y_LABELS["test_error"])
+            ax.set(xlabel=time, ylabel=Y_LABELS["test_error"])
             ax.legend(frameon=False, fontsize=7)
         sns.despine(fig)
     return fig
