@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from doubledescent import config, resources, train
+from doubledescent import config, plots, resources, train
 from tests.conftest import SCHEMA
 
 METRICS = ["epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
@@ -130,3 +130,17 @@ def test_neither_budget_is_the_default_of_500_epochs():
     tr = experiment({})["training"]
     assert tr["epochs"] == 500 and "steps" not in tr and "eval_steps" not in tr
     assert config.budget_steps(tr, 300) == 500 * 5
+
+
+def test_epoch_wise_figures_follow_the_budget(small_data):
+    """Against the step where evaluations fall inside epochs, else against the epoch."""
+    for training, time in [
+        ({"steps": 13, "eval_steps": [4, 10]}, "step"),
+        ({"epochs": 2}, "epoch"),
+    ]:
+        spec = config.group_spec("e", experiment(training), "width~6_norm~none")
+        table = train.train_group(spec, small_data, device="cpu", log=lambda s: None)
+        assert plots.epoch_wise(table).axes[0].get_xlabel() == time
+        ax = plots.epoch_curves(table).axes[0]
+        assert ax.get_xlabel() == time
+        assert sorted(ax.lines[0].get_xdata()) == sorted(set(table[time]))

@@ -120,6 +120,8 @@ def test_figures_and_summary_keep_levels_apart(pipeline):
     for draw in (plots.model_wise, plots.model_wise_loss, plots.memorization):
         titles = [ax.get_title() for ax in draw(df).axes if ax.get_title()]
         assert titles == ["label noise 0%", "label noise 20%"]
+    notes = [[t.get_text() for t in ax.texts] for ax in plots.memorization(df).axes]
+    assert "no noisy labels" in notes[0] and "no noisy labels" not in notes[1]
     fig = plots.model_wise(df, size="width")
     for ax, q in zip(fig.axes[:2], (0.0, 0.2)):  # the top row: test error per level
         final = results.final_epoch(df[df.label_noise == q])

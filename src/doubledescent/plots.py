@@ -140,6 +140,9 @@ def memorization(
     fig = _size_curves(df, ["noisy_fit"], size, errorbar, tol)
     for ax in fig.axes:
         ax.set_ylim(-0.02, 1.02)  # a fraction: the full range shows how far from memorized
+        if not any(len(line.get_xydata()) for line in ax.lines if line.get_linestyle() == "-"):
+            # A noise level of 0 (in a noise sweep): nothing to fit, and an empty panel says so.
+            ax.text(0.5, 0.5, "no noisy labels", ha="center", transform=ax.transAxes, color="0.4")
     return fig
 
 
