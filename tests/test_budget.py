@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from doubledescent import config, plots, resources, train
-from tests.conftest import SCHEMA
+from tests.conftest import SCHEMA, crash_on_call
 
 METRICS = ["epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
 
@@ -69,15 +69,7 @@ def test_a_steps_budget_resumes_mid_epoch_with_the_same_numbers(monkeypatch, tmp
     spec = config.group_spec("e", exp, "n~150_width~6_norm~none")
     whole = train.train_group(spec, small_data, device="cpu", log=lambda s: None)
 
-    step, calls = train.train_step, []
-
-    def crash_at_step_seven(*args):
-        calls.append(1)
-        if len(calls) == 7:
-            raise KeyboardInterrupt
-        step(*args)
-
-    monkeypatch.setattr(train, "train_step", crash_at_step_seven)
+    step = crash_on_call(monkeypatch, train, "train_step", 7)
     ckpt = tmp_path / "c.pt"
     kwargs = dict(device="cpu", checkpoint_path=ckpt, checkpoint_every=1)
     with pytest.raises(KeyboardInterrupt):

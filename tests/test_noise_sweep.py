@@ -37,7 +37,7 @@ def test_each_level_has_its_own_data_runs_and_groups():
     spec = config.group_spec("e", exp, "noise~0.1_width~8_norm~batch")
     assert spec["dataset"]["label_noise"] == 0.1
     assert {r["label_noise"] for r in spec["runs"]} == {0.1}
-    assert [config.data_name(exp, q) for q in (0.0, 0.1)] == ["data/noise~0", "data/noise~0.1"]
+    assert [config.data_name(q) for q in (0.0, 0.1)] == ["data/noise~0", "data/noise~0.1"]
     with pytest.raises(ValueError, match="name the rate"):
         config.dataset_spec(exp)
 
@@ -55,7 +55,7 @@ def test_noise_and_size_sweeps_combine():
 
 def test_a_single_level_keeps_ids_data_and_specs_as_before_sweeps():
     exp = experiment(0.15)
-    assert not config.sweeps_noise(exp) and config.data_name(exp) == "data"
+    assert not config.sweeps_noise(exp) and config.data_name() == "data"
     assert config.runs(exp)[0].run_id == "width~4_reg~none_seed~0"
     spec = config.group_spec("e", exp, "width~4_norm~none")
     assert "label_noise" not in spec["runs"][0] and spec["dataset"] == exp["dataset"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from doubledescent import checkpoint, config, data, train
-from tests.conftest import SCHEMA
+from tests.conftest import SCHEMA, crash_on_call
 from tests.test_conv_models import image_data
 
 METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
@@ -147,15 +147,7 @@ def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkey
     arrays = image_data("cnn5")
     whole = train.train_group(spec, arrays, device="cpu", log=lambda s: None)
 
-    real_epoch, calls = train.train_epoch, []
-
-    def crash_in_third_epoch(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        real_epoch(*args)
-
-    monkeypatch.setattr(train, "train_epoch", crash_in_third_epoch)
+    real_epoch = crash_on_call(monkeypatch, train, "train_epoch", 3)  # in the third epoch
     ckpt = tmp_path / "c.pt"
     with pytest.raises(KeyboardInterrupt):
         train.train_group(

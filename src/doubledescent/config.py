@@ -248,32 +248,41 @@ def noise_name(rate: float) -> str:
     return f"noise~{rate:g}"
 
 
+def sweeps(exp: dict, key: str) -> bool:
+    """Whether the dataset's `key` (n_train, label_noise) is a list of values to sweep."""
+    return isinstance(exp["dataset"][key], list)
+
+
+def swept_values(exp: dict, key: str) -> list:
+    """The dataset's values of `key`, ascending (one, where it is a number)."""
+    value = exp["dataset"][key]
+    return sorted(value) if isinstance(value, list) else [value]
+
+
 def sweeps_noise(exp: dict) -> bool:
     """Whether `dataset.label_noise` is a list of rates."""
-    return isinstance(exp["dataset"]["label_noise"], list)
+    return sweeps(exp, "label_noise")
 
 
 def noise_levels(exp: dict) -> list[float]:
-    """The label-noise rates, ascending (one, where label_noise is a number)."""
-    rate = exp["dataset"]["label_noise"]
-    return sorted(rate) if isinstance(rate, list) else [rate]
-
-
-def data_name(exp: dict, label_noise: float | None = None) -> str:
-    """The prepared dataset's file under the experiment's folder, without `.npz`: `data`,
-    or in a noise sweep one per rate, `data/noise~0.1`."""
-    return "data" if label_noise is None else f"data/{noise_name(label_noise)}"
+    """The label-noise rates, ascending."""
+    return swept_values(exp, "label_noise")
 
 
 def sweeps_sizes(exp: dict) -> bool:
     """Whether `dataset.n_train` is a list of training-set sizes (sample-wise double descent)."""
-    return isinstance(exp["dataset"]["n_train"], list)
+    return sweeps(exp, "n_train")
 
 
 def train_sizes(exp: dict) -> list[int]:
-    """The training-set sizes, ascending (one, where n_train is a number)."""
-    n_train = exp["dataset"]["n_train"]
-    return sorted(n_train) if isinstance(n_train, list) else [n_train]
+    """The training-set sizes, ascending."""
+    return swept_values(exp, "n_train")
+
+
+def data_name(label_noise: float | None = None) -> str:
+    """The prepared dataset's file under the experiment's folder, without `.npz`: `data`,
+    or in a noise sweep one per rate, `data/noise~0.1`."""
+    return "data" if label_noise is None else f"data/{noise_name(label_noise)}"
 
 
 def dataset_spec(exp: dict, label_noise: float | None = None) -> dict:

@@ -60,14 +60,14 @@ def as_json(obj):
 def dataset_spec(wildcards):
     exp = EXPERIMENTS[wildcards.experiment]
     rates = ddconfig.noise_levels(exp) if ddconfig.sweeps_noise(exp) else [None]
-    rate = {ddconfig.data_name(exp, q): q for q in rates}[wildcards.data]
+    rate = {ddconfig.data_name(q): q for q in rates}[wildcards.data]
     return as_json(ddconfig.dataset_spec(exp, rate))
 
 
 def data_file(wildcards):
     """The prepared dataset a group trains on: its noise rate's, in a noise sweep."""
     exp, runs = _experiment_and_runs(wildcards)
-    name = ddconfig.data_name(exp, runs[0].label_noise)
+    name = ddconfig.data_name(runs[0].label_noise)
     return f"{RESULTS}/{wildcards.experiment}/{name}.npz"
 
 

@@ -3,10 +3,10 @@ rule train_group:
         data=data_file,
     output:
         f"{RESULTS}/{{experiment}}/groups/{{group}}.parquet",
-    wildcard_constraints:
-        experiment=one_of(FRESH),
     log:
         f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
+    wildcard_constraints:
+        experiment=one_of(FRESH),
     priority: train_priority
     conda:
         "../envs/doubledescent.yaml"
