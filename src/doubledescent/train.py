@@ -251,7 +251,9 @@ def train_epoch(
     if order is None:
         order = epoch_order(group, n, data.x_train.device)
     augments = augment.enabled(group.training["augment"])
-    for b in batches or range(config.steps_per_epoch({"batch_size": batch_size}, n)):
+    if batches is None:
+        batches = range(config.steps_per_epoch({"batch_size": batch_size}, n))
+    for b in batches:
         idx = order[:, b * batch_size : (b + 1) * batch_size]
         xb = gather(data.x_train, idx)
         if augments:
