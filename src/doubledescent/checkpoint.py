@@ -73,5 +73,8 @@ def resume(path: str | Path, spec: dict, group) -> Progress | None:
             g.set_state(s)
     group.diverged_epoch = state["diverged_epoch"]
     group.step = state["step"]
-    group.frozen = state["frozen"].to(group.frozen.device)
-    return Progress(**state["progress"])
+    group.frozen = state["frozen"]
+    progress = Progress(**state["progress"])
+    if progress.order is not None:  # loaded to the CPU; the batches are gathered on the device
+        progress.order = progress.order.to(next(group.model.parameters()).device)
+    return progress
