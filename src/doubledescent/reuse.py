@@ -1,11 +1,13 @@
 """Weight reuse between consecutive widths (Belkin et al. 2019): a network below the
 interpolation threshold starts from the trained next-smaller network.
 
-Belkin et al. (2019, PNAS), supplementary "Neural networks" section, as described in their
-text for Fig. 3 (the authors published no code): each network below the threshold is
-initialized with the final weights of the previously trained smaller one, and its remaining
-weights are drawn from a normal distribution with mean 0 and variance 0.01; networks above
-the threshold start from Glorot-uniform initializations.
+Belkin et al. (2019, PNAS), the protocol of their Fig. 3 as their text describes it (the
+authors published no code; the paper itself could not be read from here, so these facts
+come from its summary in issue #12 and agree with public reproductions, e.g.
+Dave69178/double_descent_reproduction): each network below the threshold is initialized
+with the final weights of the previously trained smaller one, and its remaining weights are
+drawn from a normal distribution with mean 0 and variance 0.01; networks above the
+threshold start from Glorot-uniform initializations.
 """
 
 from __future__ import annotations
