@@ -265,8 +265,16 @@ def runs(exp: dict) -> list[Run]:
     """All runs of an experiment, in a stable order (n_train, width, regularizer as listed,
     seed)."""
     sizes = train_sizes(exp) if sweeps_sizes(exp) else [None]
+    # The architecture's batchnorm (model.batchnorm) is in every run; a variant can add it.
+    arch_bn = exp["model"]["batchnorm"]
     return [
-        Run(width=w, regularizer=name, seed=s, n_train=n, **reg)
+        Run(
+            width=w,
+            regularizer=name,
+            seed=s,
+            n_train=n,
+            **{**reg, "batchnorm": reg["batchnorm"] or arch_bn},
+        )
         for n in sizes
         for w in sorted(exp["widths"])
         for name, reg in variants(exp).items()
@@ -298,10 +306,10 @@ MLP_ONLY_KEYS = ("depth", "batchnorm_position")  # the conv nets have a fixed la
 
 def model_spec(model: dict) -> dict:
     """The `model` section as its family reads it: defaults that only the MLP uses are left
-    out of a conv net's spec, so editing them does not retrain it."""
-    if model["name"] == "mlp":
-        return model
-    return {k: v for k, v in model.items() if k not in MLP_ONLY_KEYS}
+    out of a conv net's spec, so editing them does not retrain it. `batchnorm` is left out
+    too: each run carries it (runs), so the specs of configs without it are unchanged."""
+    dropped = ("batchnorm",) if model["name"] == "mlp" else ("batchnorm", *MLP_ONLY_KEYS)
+    return {k: v for k, v in model.items() if k not in dropped}
 
 
 def group_spec(name: str, exp: dict, gid: str) -> dict:
