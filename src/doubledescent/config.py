@@ -328,8 +328,17 @@ def runs(exp: dict) -> list[Run]:
     as listed, seed)."""
     sizes = train_sizes(exp) if sweeps_sizes(exp) else [None]
     rates = noise_levels(exp) if sweeps_noise(exp) else [None]
+    # The architecture's batchnorm (model.batchnorm) is in every run; a variant can add it.
+    arch_bn = exp["model"]["batchnorm"]
     return [
-        Run(width=w, regularizer=name, seed=s, n_train=n, label_noise=q, **reg)
+        Run(
+            width=w,
+            regularizer=name,
+            seed=s,
+            n_train=n,
+            label_noise=q,
+            **{**reg, "batchnorm": reg["batchnorm"] or arch_bn},
+        )
         for q in rates
         for n in sizes
         for w in sorted(exp["widths"])
@@ -362,10 +371,10 @@ MLP_ONLY_KEYS = ("depth", "batchnorm_position")  # the conv nets have a fixed la
 
 def model_spec(model: dict) -> dict:
     """The `model` section as its family reads it: defaults that only the MLP uses are left
-    out of a conv net's spec, so editing them does not retrain it."""
-    if model["name"] == "mlp":
-        return model
-    return {k: v for k, v in model.items() if k not in MLP_ONLY_KEYS}
+    out of a conv net's spec, so editing them does not retrain it. `batchnorm` is left out
+    too: each run carries it (runs), so the specs of configs without it are unchanged."""
+    dropped = ("batchnorm",) if model["name"] == "mlp" else ("batchnorm", *MLP_ONLY_KEYS)
+    return {k: v for k, v in model.items() if k not in dropped}
 
 
 def group_spec(name: str, exp: dict, gid: str) -> dict:

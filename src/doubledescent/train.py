@@ -21,7 +21,7 @@ from torch import nn
 
 from doubledescent import augment, checkpoint, config, models, optim, reuse
 from doubledescent.config import MODEL_INPUTS, Run
-from doubledescent.data import Arrays, nested_subset
+from doubledescent.data import Arrays, nested_subset, noisy_label_error
 from doubledescent.models.layers import Mask
 from doubledescent.resources import EVAL_CHUNK
 
@@ -489,7 +489,12 @@ def _table(spec: dict, arrays: Arrays, group: Group, rows: list[dict], dev) -> p
         runs[0].width,
         runs[0].batchnorm,
     )
-    return pd.DataFrame(rows).assign(
+    ds = spec["dataset"]
+    df = pd.DataFrame(rows)
+    return df.assign(
+        test_error_noisy=noisy_label_error(
+            df["test_error"], ds["label_noise"], arrays.num_classes, ds["noise_mode"]
+        ),
         experiment=spec["experiment"],
         dataset=spec["dataset"]["name"],
         # The samples fitted: a sweep's size (the runs' n_train) less the validation split.
