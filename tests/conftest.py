@@ -4,6 +4,7 @@ workflow run on the tiny config, as a user runs it."""
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -56,6 +57,9 @@ def check_tiny_metrics(workdir) -> pd.DataFrame:
     for col in ["train_error", "train_error_clean", "test_error", "noisy_fit"]:
         assert df[col].between(0, 1).all(), col
     assert (df.train_loss > 0).all() and (df.test_loss > 0).all()
+    ds = cfg["dataset"]
+    noisy = data.noisy_label_error(df.test_error, ds["label_noise"], 10, "random_class")
+    np.testing.assert_allclose(df.test_error_noisy, noisy)
     assert set(df.regularizer) == set(cfg["regularizers"])
     return df
 
@@ -75,3 +79,18 @@ def mnist1d_spec(**overrides) -> dict:
 @pytest.fixture(scope="session")
 def small_data() -> data.Arrays:
     return data.build(mnist1d_spec())
+
+
+def crash_on_call(monkeypatch, module, name: str, n: int):
+    """Make `module.name` raise KeyboardInterrupt on its `n`-th call (a crash mid-training);
+    return the original, to put back."""
+    real, calls = getattr(module, name), []
+
+    def crashing(*args):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(module, name, crashing)
+    return real

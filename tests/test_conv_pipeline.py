@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from doubledescent import results
+from doubledescent import data, results
 from tests.conftest import REPO, snakemake
 from tests.dataset_files import write_cifar
 
@@ -29,6 +29,8 @@ def test_cnn5_pipeline_on_cifar10_files(tmp_path):
         assert df[col].between(0, 1).all(), col
     assert np.isfinite(df[["train_loss", "test_loss"]].to_numpy()).all()
     assert not df.diverged.any()
+    noisy = data.noisy_label_error(df.test_error, 0.2, 10, "wrong_class")
+    np.testing.assert_allclose(df.test_error_noisy, noisy)
     expected = [cnn5_params(w, bn) for w, bn in zip(df.width, df.batchnorm)]
     assert df.n_params.tolist() == expected
     assert (out / "figures" / "model_wise.pdf").read_bytes().startswith(b"%PDF")

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from doubledescent import config, packing, train
-from tests.conftest import SCHEMA
+from tests.conftest import SCHEMA, crash_on_call
 from tests.test_conv_models import image_data
-from tests.test_resume import crash_and_resume
 
 pytestmark = [
     pytest.mark.cuda,
@@ -112,10 +111,18 @@ def test_run_numbers_do_not_depend_on_the_group_on_cuda():
 def test_resume_on_cuda_ends_with_the_uninterrupted_numbers(tmp_path, monkeypatch):
     exp = experiment("cnn5", EVERY_REGULARIZER, CASES["cnn5_adam_bf16_augment"][1])
     spec = config.group_spec("g", exp, "width~4_norm~batch")
-    whole, resumed, lines = crash_and_resume(
-        spec, arrays_for("cnn5"), tmp_path, monkeypatch, device="cuda"
-    )
-    assert lines[0] == "resuming from the checkpoint at epoch 2"
+    arrays = arrays_for("cnn5")
+    whole = train.train_group(spec, arrays, device="cuda", log=lambda s: None)
+    real_epoch = crash_on_call(monkeypatch, train, "train_epoch", 3)  # in the third epoch
+    ckpt = tmp_path / "c.pt"
+    kwargs = {"device": "cuda", "checkpoint_path": ckpt, "checkpoint_every": 1}
+    with pytest.raises(KeyboardInterrupt):
+        train.train_group(spec, arrays, log=lambda s: None, **kwargs)
+    monkeypatch.setattr(train, "train_epoch", real_epoch)
+    lines = []
+    resumed = train.train_group(spec, arrays, log=lines.append, **kwargs)
+    step = 2 * config.steps_per_epoch(spec["training"], len(arrays.y_train))
+    assert lines[0] == f"resuming from the checkpoint at step {step} (epoch 2)"
     # The same kernels on the same device: the same numbers, to the last bit where cuDNN is
     # deterministic, and within float32 rounding where it picks algorithms per call.
     pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS], rtol=1e-5, atol=1e-6)

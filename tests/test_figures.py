@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from doubledescent import cli, plots, results
+from doubledescent import cli, data, plots, results
 
 WIDTHS = [2, 4, 8, 16]
 EPOCHS = [1, 10, 100]
@@ -19,12 +19,16 @@ SEED_OFFSET = {0: -0.01, 1: 0.01}  # test error of seed 0 and 1 around the mean:
 FINAL_TEST = {"none": [0.30, 0.50, 0.35, 0.25], "l2": [0.30, 0.40, 0.45, 0.28]}
 FINAL_TRAIN = {"none": [0.30, 0.10, 0.0, 0.0], "l2": [0.30, 0.20, 0.05, 0.005]}
 N_TRAIN, N_CLASSES = 400, 10  # n = 400 lies among the n_params below; nK = 4000 does not
-SPEC = {"x": "n_params", "errorbar": "sd", "interpolation_tol": 0.01}
+SPEC = {"x": "n_params", "errorbar": "sd", "interpolation_tol": 0.01, "test_error": "clean"}
 
 
 def n_params(width: int) -> int:
     """Parameters of the 40 -> h -> h -> 10 MLP."""
     return width * width + 52 * width + 10
+
+
+def noisy(test_error, label_noise):
+    return data.noisy_label_error(test_error, label_noise, N_CLASSES, "wrong_class")
 
 
 def row(reg: str, i: int, seed: int, epoch: int, label_noise: float) -> dict:
@@ -47,6 +51,7 @@ def row(reg: str, i: int, seed: int, epoch: int, label_noise: float) -> dict:
         "train_error_clean": train,
         "test_loss": 2 * test,
         "test_error": test + SEED_OFFSET[seed],
+        "test_error_noisy": noisy(test + SEED_OFFSET[seed], label_noise),
         "noisy_fit": 1 - train,
         "diverged": False,
         "run_id": f"width~{width}_reg~{reg}_seed~{seed}",
@@ -187,7 +192,10 @@ def test_model_wise_has_a_line_per_regularizer_and_marks(table):
     fig = plots.model_wise(table, size="n_params", tol=0.01)
     assert len(fig.axes) == 2
     assert fig.get_size_inches()[0] == plots.TWO_COLUMN_WIDTH
-    assert [ax.get_ylabel() for ax in fig.axes] == ["test error", "train error (noisy labels)"]
+    assert [ax.get_ylabel() for ax in fig.axes] == [
+        "test error (clean labels)",
+        "train error (noisy labels)",
+    ]
     for ax in fig.axes:
         assert ax.get_xlabel() == "parameters" and ax.get_xscale() == "log"
         # 2 regularizer curves + 2 thresholds + params = n (n x K is out of range)
@@ -208,6 +216,28 @@ def test_model_wise_curve_is_the_final_epoch_mean(table):
     ax = plots.model_wise(table, size="width").axes[0]
     none = next(line for line in ax.lines if line.get_linestyle() == "-")
     np.testing.assert_allclose(none.get_ydata(), FINAL_TEST["none"])
+
+
+@pytest.mark.parametrize("setting", ["clean", "noisy"])
+def test_plot_setting_chooses_the_test_error_of_size_epoch_and_sample_figures(table, setting):
+    spec = {**SPEC, "x": "width", "test_error": setting}
+    ax = plots.draw("model_wise", table, spec).axes[0]
+    assert ax.get_ylabel() == f"test error ({setting} labels)"
+    none = next(line for line in ax.lines if line.get_linestyle() == "-")
+    expected = (
+        FINAL_TEST["none"] if setting == "clean" else noisy(np.array(FINAL_TEST["none"]), 0.2)
+    )
+    np.testing.assert_allclose(none.get_ydata(), expected)
+    heatmap = plots.draw("epoch_wise", table, spec)
+    grid = heatmap.axes[0].collections[0].get_array()
+    assert grid[0, -1] == pytest.approx(expected[-1])  # largest width, last epoch
+    assert heatmap.axes[-1].get_ylabel() == f"test error ({setting} labels)"  # the colorbar
+    curves = plots.draw("epoch_curves", table, spec).axes[0]
+    assert curves.get_ylabel() == f"test error ({setting} labels)"
+    sizes = pd.concat([table.assign(n_train=n) for n in (100, 400)], ignore_index=True)
+    wise = plots.draw("sample_wise", sizes, spec).axes[0]
+    assert wise.get_ylabel() == f"test error ({setting} labels)"
+    assert max(line.get_ydata().max() for line in wise.lines) == pytest.approx(max(expected))
 
 
 def test_model_wise_facets_by_label_noise(two_noise_levels):

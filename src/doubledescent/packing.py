@@ -3,15 +3,16 @@
 On the CPU one job per group is fastest (parallel jobs on all cores; a padded model would
 compute every run at the widest width). On a GPU the default study's groups are far too
 small to fill the card: each job would pay CUDA's start-up and then be bound by kernel
-launches. A pack trains every group of an experiment (of one training-set size, in a
-sample-wise sweep) in one process from one copy of the data, with one set of launches per
-step for all its runs (doubledescent.models.padded says why the padding is exact). Each
-run's numbers are its unpacked ones; only the job layout changes: a pack writes one table,
-`groups/<pack>.parquet`, with each row's group as without packing.
+launches. A pack trains every group of an experiment (of one prepared dataset: one
+training-set size and noise rate, in a sweep of those) in one process from one copy of the
+data, with one set of launches per step for all its runs (doubledescent.models.padded says
+why the padding is exact). Each run's numbers are its unpacked ones; only the job layout
+changes: a pack writes one table, `groups/<pack>.parquet`, with each row's group as without packing.
 
 `packing`: `none` (one job per group), `experiment` (pack every packable experiment), or
-`auto`: pack where training runs on CUDA. Only the MLP packs; conv nets keep one job per
-group. Torch-free: Snakemake reads it while it parses.
+`auto`: pack where training runs on CUDA. Only the MLP packs, and not under weight reuse
+(its widths train one after another); conv nets keep one job per group. Torch-free:
+Snakemake reads it while it parses.
 """
 
 from __future__ import annotations
@@ -30,20 +31,28 @@ def enabled(packing: str, device: str) -> bool:
     return packing == "experiment"
 
 
-def pack_id(n_train: int | None) -> str:
-    """A pack's job name: `pack`, or `n~1000_pack` for one size of a sample-wise sweep."""
-    return "pack" if n_train is None else f"n~{n_train}_pack"
+def pack_id(run: Run) -> str:
+    """The job name of the pack that holds `run`: `pack`, or in a sweep of training-set sizes
+    or noise rates that of its data, e.g. `n~1000_pack`, `noise~0.1_pack`."""
+    return f"{config.data_prefix(run)}pack"
 
 
-def jobs(exp: dict, packs: bool) -> dict[str, list[Run]]:
-    """An experiment's training jobs, name -> runs: its groups, or with `packs` (for a model
-    that packs) one pack per training-set size holding its groups' runs, group after group."""
+def packs(exp: dict) -> bool:
+    """Whether the experiment's groups can share a job: an MLP, whose groups are independent
+    (under weight reuse each width starts from the previous one's final weights)."""
+    return exp["model"]["name"] in PACKED_MODELS and "weight_reuse" not in exp["training"]
+
+
+def jobs(exp: dict, packing: bool) -> dict[str, list[Run]]:
+    """An experiment's training jobs, name -> runs: its groups, or with `packing` (where the
+    experiment packs) one pack per prepared dataset (training-set size and noise rate)
+    holding its groups' runs, group after group."""
     groups = config.groups(exp)
-    if not packs or exp["model"]["name"] not in PACKED_MODELS:
+    if not (packing and packs(exp)):
         return groups
     out: dict[str, list[Run]] = {}
     for runs in groups.values():
-        out.setdefault(pack_id(runs[0].n_train), []).extend(runs)
+        out.setdefault(pack_id(runs[0]), []).extend(runs)
     return out
 
 
@@ -57,7 +66,7 @@ def job_spec(name: str, exp: dict, job: str) -> dict:
     specs = [
         config.group_spec(name, exp, gid)
         for gid, runs in groups.items()
-        if pack_id(runs[0].n_train) == job
+        if pack_id(runs[0]) == job and packs(exp)
     ]
     if not specs:
         raise ValueError(f"experiment {name!r} has no training job {job!r}")

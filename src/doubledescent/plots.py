@@ -38,13 +38,18 @@ RC = {
 METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {}}
 SIZE_LABELS = {"n_params": "parameters", "width": "width h"}
 Y_LABELS = {
-    "test_error": "test error",
+    "test_error": "test error (clean labels)",
+    "test_error_noisy": "test error (noisy labels)",
     "train_error": "train error (noisy labels)",
     "test_loss": "test loss",
     "train_loss": "train loss (noisy labels)",
     "noisy_fit": "noisy labels fitted",
 }
 WIDTH_ROLES = ["smallest", "threshold", "largest"]
+# `plot.test_error` -> the column that the model-, epoch- and sample-wise figures draw: the
+# error on the clean test labels, or the expected error on noisy ones (as in Nakkiran et al.
+# 2019's Fig. 1: test labels drawn from the training noise model).
+TEST_COLUMNS = {"clean": "test_error", "noisy": "test_error_noisy"}
 
 
 @contextmanager
@@ -120,10 +125,15 @@ def _legend(fig: plt.Figure, colors: dict) -> None:
 
 
 def model_wise(
-    df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd", tol: float = 0.01
+    df: pd.DataFrame,
+    size: str = "n_params",
+    errorbar: str = "sd",
+    tol: float = 0.01,
+    test: str = "test_error",
 ) -> plt.Figure:
-    """Final test and train error against model size, a line per regularizer, band over seeds."""
-    return _size_curves(df, ["test_error", "train_error"], size, errorbar, tol)
+    """Final test error (column `test`) and train error against model size, a line per
+    regularizer, band over seeds."""
+    return _size_curves(df, [test, "train_error"], size, errorbar, tol)
 
 
 def model_wise_loss(
@@ -140,6 +150,9 @@ def memorization(
     fig = _size_curves(df, ["noisy_fit"], size, errorbar, tol)
     for ax in fig.axes:
         ax.set_ylim(-0.02, 1.02)  # a fraction: the full range shows how far from memorized
+        if not any(len(line.get_xydata()) for line in ax.lines if line.get_linestyle() == "-"):
+            # A noise level of 0 (in a noise sweep): nothing to fit, and an empty panel says so.
+            ax.text(0.5, 0.5, "no noisy labels", ha="center", transform=ax.transAxes, color="0.4")
     return fig
 
 
@@ -258,15 +271,23 @@ def _facets(df: pd.DataFrame, rows: list[str] = results.CONDITIONS, **kw):
     return fig, panels
 
 
-def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
-    """Heatmaps of test error (mean over seeds) over model size x evaluation epoch."""
-    keys = [*results.CONDITIONS, "regularizer", size, "epoch"]
-    means = results.seed_stats(df[~df["diverged"]], "test_error", keys)
+def _time(df: pd.DataFrame) -> str:
+    """The training-time axis: the epoch where every evaluation ends an epoch (epochs
+    budgets), else the gradient step (steps budgets, whose evaluations fall mid-epoch)."""
+    return "epoch" if (df["epoch"] % 1 == 0).all() else "step"
+
+
+def epoch_wise(df: pd.DataFrame, size: str = "n_params", test: str = "test_error") -> plt.Figure:
+    """Heatmaps of test error (column `test`, mean over seeds) over model size x evaluation
+    epoch (or step)."""
+    time = _time(df)
+    keys = [*results.CONDITIONS, "regularizer", size, time]
+    means = results.seed_stats(df[~df["diverged"]], test, keys)
     with style():
         fig, panels = _facets(means)
         for ax, sub in panels:
             # Largest model on top, as in Nakkiran et al.; columns are the evaluated epochs.
-            grid = sub.pivot(index=size, columns="epoch", values="mean").sort_index(ascending=False)
+            grid = sub.pivot(index=size, columns=time, values="mean").sort_index(ascending=False)
             sns.heatmap(
                 grid,
                 ax=ax,
@@ -277,9 +298,9 @@ def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
                 xticklabels=_sparse(grid.columns),
                 yticklabels=_sparse(grid.index),
             )
-            ax.set(xlabel="epoch", ylabel=SIZE_LABELS[size])
+            ax.set(xlabel=time, ylabel=SIZE_LABELS[size])
             ax.tick_params(axis="y", labelrotation=0)
-        fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label="test error", shrink=0.9)
+        fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label=Y_LABELS[test], shrink=0.9)
     return fig
 
 
@@ -342,9 +363,13 @@ def _sparse(labels, most: int = 7) -> list[str]:
     return [str(v) if i % step == 0 else "" for i, v in enumerate(labels)]
 
 
-def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> plt.Figure:
-    """Test error against epoch for the smallest, threshold and largest width, band over seeds."""
+def epoch_curves(
+    df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01, test: str = "test_error"
+) -> plt.Figure:
+    """Test error (column `test`) against epoch (or step) for the smallest, threshold and
+    largest width, band over seeds."""
     colors = palette(WIDTH_ROLES, "crest")  # sequential: light for small, dark for large
+    time = _time(df)
     with style():
         fig, panels = _facets(df, sharey=True)
         for ax, sub in panels:
@@ -352,8 +377,8 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
                 run = sub[(sub["width"] == width) & ~sub["diverged"]]
                 sns.lineplot(
                     data=run,
-                    x="epoch",
-                    y="test_error",
+                    x=time,
+                    y=test,
                     color=colors[role],
                     errorbar=_errorbar(errorbar),
                     seed=0,
@@ -361,7 +386,7 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
                     ax=ax,
                 )
             _log_x(ax, plain=True)
-            ax.set(xlabel="epoch", ylabel=Y_LABELS["test_error"])
+            ax.set(xlabel=time, ylabel=Y_LABELS[test])
             ax.legend(frameon=False, fontsize=7)
         sns.despine(fig)
     return fig
@@ -384,9 +409,9 @@ def _epoch_widths(df: pd.DataFrame, tol: float) -> dict[str, int]:
 # Sample-wise double descent (Nakkiran et al. 2019, Fig. 11): more data can hurt.
 
 
-def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
-    """Final test error against the training-set size, a line per width (at most six,
-    spread over the sweep), a panel per regularizer, band over seeds."""
+def sample_wise(df: pd.DataFrame, errorbar: str = "sd", test: str = "test_error") -> plt.Figure:
+    """Final test error (column `test`) against the training-set size, a line per width (at
+    most six, spread over the sweep), a panel per regularizer, band over seeds."""
     final = results.sample_wise(df)
     colors = palette(sorted(final["width"].unique()), "crest")  # light: narrow, dark: wide
     with style():
@@ -395,7 +420,7 @@ def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
             sns.lineplot(
                 data=sub,
                 x="n_train",
-                y="test_error",
+                y=test,
                 hue="width",
                 palette=colors,
                 errorbar=_errorbar(errorbar),
@@ -410,7 +435,7 @@ def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
             # Ticks at the swept sizes: a sweep may span less than a decade of the log axis.
             sizes = sorted(sub["n_train"].unique())
             ax.set_xticks(sizes, labels=_sparse(sizes))
-            ax.set(xlabel="training samples n", ylabel=Y_LABELS["test_error"])
+            ax.set(xlabel="training samples n", ylabel=Y_LABELS[test])
         _legend(fig, {f"h = {w}": c for w, c in colors.items()})
         sns.despine(fig)
     return fig
@@ -429,6 +454,11 @@ FIGURES = {
 
 def draw(name: str, df: pd.DataFrame, spec: dict) -> plt.Figure:
     """The figure `name` (a key of FIGURES), given those plot settings that it takes."""
-    settings = {"size": spec["x"], "errorbar": spec["errorbar"], "tol": spec["interpolation_tol"]}
+    settings = {
+        "size": spec["x"],
+        "errorbar": spec["errorbar"],
+        "tol": spec["interpolation_tol"],
+        "test": TEST_COLUMNS[spec["test_error"]],
+    }
     takes = inspect.signature(FIGURES[name]).parameters
     return FIGURES[name](df, **{k: v for k, v in settings.items() if k in takes})

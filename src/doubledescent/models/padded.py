@@ -50,14 +50,22 @@ class PaddedMLP(StackedMLP):
         depth: int,
         num_classes: int,
         batchnorm_position: str = "before_activation",
+        init: str = "torch",
     ):
         width = max(widths)
         super().__init__(
-            len(widths), in_features, width, depth, num_classes, any(batchnorms), batchnorm_position
+            len(widths),
+            in_features,
+            width,
+            depth,
+            num_classes,
+            any(batchnorms),
+            batchnorm_position,
+            init,
         )
         self.widths, self.batchnorms = list(widths), list(batchnorms)
         # What every run shares (all but its width), to build a run alone in init_run.
-        self.structure = (in_features, depth, num_classes, batchnorm_position)
+        self.structure = (in_features, depth, num_classes, batchnorm_position, init)
         if any(batchnorms) and not all(batchnorms):
             self.norms = nn.ModuleList(SwitchedBatchNorm(batchnorms, width) for _ in range(depth))
 
@@ -65,10 +73,17 @@ class PaddedMLP(StackedMLP):
     def init_run(self, run: int, generator: torch.Generator) -> None:
         """Run `run` exactly as an unpadded one-run model of its width initializes it; every
         padded entry (and unused batchnorm parameter) 0."""
-        in_features, depth, num_classes, position = self.structure
+        in_features, depth, num_classes, position, init = self.structure
         with torch.device(self.weights[0].device):
             alone = StackedMLP(
-                1, in_features, self.widths[run], depth, num_classes, self.batchnorms[run], position
+                1,
+                in_features,
+                self.widths[run],
+                depth,
+                num_classes,
+                self.batchnorms[run],
+                position,
+                init,
             )
         alone.init_run(0, generator)
         mine = dict(self.named_parameters())
@@ -91,5 +106,11 @@ def build(
     spec: dict,
 ) -> PaddedMLP:
     return PaddedMLP(
-        input_shape[0], widths, batchnorms, spec["depth"], num_classes, spec["batchnorm_position"]
+        input_shape[0],
+        widths,
+        batchnorms,
+        spec["depth"],
+        num_classes,
+        spec["batchnorm_position"],
+        spec.get("init", "torch"),  # as models.mlp.build reads it
     )
