@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slurm
 START = REPO / "tests" / "slurm" / "start-local-slurm.sh"
 TEMPLATE = REPO / "tests" / "slurm" / "slurm.conf"
 CONF = Path("/etc/slurm/slurm.conf")  # where the script puts it (see its header)
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
 
 
 def _gone(pid: int) -> bool:

@@ -3,8 +3,6 @@ rule prepare_data:
         f"{RESULTS}/{{experiment}}/data.npz",
     log:
         f"{RESULTS}/{{experiment}}/logs/data.log",
-    conda:
-        "../envs/doubledescent.yaml"
     params:
         spec=dataset_spec,
     message:

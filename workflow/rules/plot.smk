@@ -14,8 +14,6 @@ rule plot:
         ),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
-    conda:
-        "../envs/doubledescent.yaml"
     params:
         spec=plot_spec,
     message:
@@ -43,8 +41,6 @@ rule summarize:
         ),
     log:
         f"{RESULTS}/{{experiment}}/logs/summarize.log",
-    conda:
-        "../envs/doubledescent.yaml"
     params:
         tol=interpolation_tol,
     shell:
@@ -70,8 +66,6 @@ rule optimal_regularization_table:
         ),
     log:
         f"{RESULTS}/{{experiment}}/logs/optimal_regularization.log",
-    conda:
-        "../envs/doubledescent.yaml"
     shell:
         "python -m doubledescent optimal --metrics {input} --out {output.csv}"
         " --tex {output.tex} > {log} 2>&1"

@@ -6,8 +6,6 @@ rule train_group:
     log:
         f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
     priority: train_priority
-    conda:
-        "../envs/doubledescent.yaml"
     threads: CONFIG["threads"]
     resources:
         mem_mb=train_mem_mb,
