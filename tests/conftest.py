@@ -27,7 +27,7 @@ def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
         str(configfile),
         *args,
     ]
-    if not any(a.startswith("--profile") for a in args):
+    if not any(a.startswith(("--profile", "--cores")) for a in args):
         cmd += ["--cores", "2"]
     return cmd
 

@@ -24,6 +24,7 @@ from doubledescent import augment, checkpoint, models, optim
 from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
 from doubledescent.data import Arrays, nested_subset
 from doubledescent.models.layers import Mask
+from doubledescent.progress import Watch
 from doubledescent.resources import EVAL_CHUNK
 
 STREAMS = {"init": 0, "order": 1, "dropout": 2, "augment": 3}
@@ -237,7 +238,7 @@ def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     group.step += 1
 
 
-def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
+def train_epoch(group: Group, data: Tensors, batch_size: int, on_step=lambda: None) -> None:
     group.model.train()
     n = data.x_train.shape[0]
     order = epoch_order(group, n, data.x_train.device)
@@ -248,6 +249,7 @@ def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
         if augments:
             xb = augment.augment(xb, group.augment_gens, group.training["augment"])
         train_step(group, xb, gather(data.y_train, idx))
+        on_step()
 
 
 def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -330,16 +332,18 @@ def train_group(
     dtype=torch.float32,
     checkpoint_path=None,
     checkpoint_every: int = 0,
+    progress_every: float = 0,
+    progress_path=None,
 ) -> pd.DataFrame:
     """Train every run of a group spec; return one tidy row per run and evaluation epoch.
 
     With `checkpoint_path`, the state is saved every `checkpoint_every` epochs and a rerun
     resumes from the last save, ending with the same numbers as an uninterrupted run.
+    Every `progress_every` seconds a progress line is logged (and written to `progress_path`).
     """
     dev = resolve_device(device)
     set_threads(dev, threads)
-    if "n_train" in spec:  # one size of a sample-wise sweep: its subset of the prepared data
-        arrays = nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
+    arrays = group_arrays(spec, arrays)
     runs = [Run(**r) for r in spec["runs"]]
     shape = input_shape(spec, arrays)
     data = Tensors.from_arrays(arrays, dev, dtype, shape)
@@ -353,8 +357,13 @@ def train_group(
         log("training forward passes in bfloat16 autocast (training.precision)")
     progress = progress or checkpoint.Progress()
     start = time.perf_counter() - progress.elapsed
+    steps = math.ceil(data.x_train.shape[0] / tr["batch_size"])
+    watch = Watch(
+        tr["epochs"], steps, progress_every, log, progress_path, progress.epoch, progress.elapsed
+    )
+    watch.report()
     for epoch in range(progress.epoch + 1, tr["epochs"] + 1):
-        train_epoch(group, data, tr["batch_size"])
+        train_epoch(group, data, tr["batch_size"], watch.step)
         progress.epoch, progress.elapsed = epoch, time.perf_counter() - start
         if epoch in evals:
             new = _rows(group, epoch, evaluate(group.model, data, tr["loss"]), progress.elapsed)
@@ -362,10 +371,17 @@ def train_group(
             log(progress_line(new, epoch, tr["epochs"], progress.elapsed))
         if checkpoint_path and checkpoint_every and epoch % checkpoint_every == 0:
             checkpoint.save(checkpoint_path, spec, group, progress)
-    return _table(spec, arrays, runs, progress.rows, dev)
+    return group_table(spec, arrays, runs, progress.rows, dev)
 
 
-def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -> pd.DataFrame:
+def group_arrays(spec: dict, arrays: Arrays) -> Arrays:
+    """The samples a group trains on: in a sample-wise sweep, its subset of the prepared data."""
+    if "n_train" in spec:
+        return nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
+    return arrays
+
+
+def group_table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -> pd.DataFrame:
     """The group's rows with the columns every run shares."""
     n_params = models.n_params(
         spec["model"],

@@ -22,4 +22,5 @@ rule train_group:
         "python -m doubledescent train --spec {params.spec:q} --data {input.data}"
         " --out {output} --device {params.device} --threads {threads}"
         " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
+        " --progress-every {config[progress_every]}"
         " > {log} 2>&1"
