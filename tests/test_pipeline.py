@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import TINY, check_tiny_metrics, snakemake
+from tests.conftest import TINY, check_tiny_metrics, report, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,27 @@ def test_figures_and_summary(tiny_run):
     summary = pd.read_csv(tiny_run / "results" / "tiny" / "summary.csv")
     assert set(summary.regularizer) == {"none", "l2", "dropout", "batchnorm"}
     assert summary.peak_test_error.between(0, 1).all()
+
+
+def test_report_has_each_figure_once_with_the_experiments_settings(tiny_run):
+    entries = report(tiny_run)
+    figures = ["model_wise", "model_wise_loss", "memorization", "epoch_wise", "epoch_curves"]
+    expected = {f"results/tiny/figures/{f}.png" for f in figures} | {"results/tiny/summary.csv"}
+    assert set(entries) == expected
+    caption = entries["results/tiny/figures/model_wise.png"]["caption"]
+    for setting in [
+        "Experiment <strong>tiny</strong>",
+        "400 training and 400 test samples",
+        "20% of the training labels replaced by a uniformly random class",
+        "an MLP with 2 hidden layers of width h, h in 4, 32, 128",
+        "SGD with momentum 0.9, learning rate 0.05, cross-entropy, batch size 50, 6 epochs",
+        "weight decay 0.001 on the weights",
+        "dropout 0.2",
+        "batch normalization",
+    ]:
+        assert setting in caption, (setting, caption)
+    assert "train cross-entropy" in entries["results/tiny/figures/model_wise_loss.png"]["caption"]
+    assert "interpolation threshold" in entries["results/tiny/summary.csv"]["caption"]
 
 
 def test_provenance(tiny_run):

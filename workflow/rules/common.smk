@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+from doubledescent import captions as ddcaptions
 from doubledescent import config as ddconfig
 from doubledescent import resources as ddresources
 from doubledescent.cli import FIGURES, GRID_FIGURES, SIZE_FIGURES
@@ -28,7 +29,7 @@ def checked_config():
 
 
 CONFIG = checked_config()
-# Report captions render `config`: let them see the defaults the schema filled in.
+# The train rule's shell reads config[progress_every]: let it see the schema's default.
 config.update(CONFIG)
 EXPERIMENTS = CONFIG["experiments"]
 # A GPU per training job when the config asks for CUDA: SLURM then allocates one.
@@ -62,6 +63,18 @@ def checkpoint_file(wildcards):
 
 def plot_spec(wildcards):
     return as_json(EXPERIMENTS[wildcards.experiment]["plot"])
+
+
+def figure_caption(wildcards):
+    exp = EXPERIMENTS[wildcards.experiment]
+    return ddcaptions.caption(wildcards.experiment, exp, "plot", wildcards.figure)
+
+
+def table_caption(rule):
+    """The caption param of the table that `rule` writes."""
+    return lambda wildcards: ddcaptions.caption(
+        wildcards.experiment, EXPERIMENTS[wildcards.experiment], rule
+    )
 
 
 def interpolation_tol(wildcards):
