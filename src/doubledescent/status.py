@@ -99,7 +99,9 @@ def _checkpointed(results, experiment: str, exp: dict, running: list[Group]) -> 
         if rows:
             runs = [Run(**r) for r in spec["runs"]]
             group_arrays = train.group_arrays(spec, arrays)
-            tables.append(train.group_table(spec, group_arrays, runs, rows, "checkpoint"))
+            # Device and precision are the finished job's to record: unknown from here.
+            table = train.group_table(spec, group_arrays, runs, rows, "unknown", "unknown")
+            tables.append(table)
     return tables
 
 

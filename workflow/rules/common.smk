@@ -6,6 +6,7 @@ from pathlib import Path
 
 from doubledescent import captions as ddcaptions
 from doubledescent import config as ddconfig
+from doubledescent import gpus as ddgpus
 from doubledescent import resources as ddresources
 from doubledescent.cli import FIGURES, GRID_FIGURES, SIZE_FIGURES
 
@@ -32,8 +33,11 @@ CONFIG = checked_config()
 # The train rule's shell reads config[progress_every]: let it see the schema's default.
 config.update(CONFIG)
 EXPERIMENTS = CONFIG["experiments"]
-# A GPU per training job when the config asks for CUDA: SLURM then allocates one.
-TRAIN_GPUS = int(CONFIG["device"] == "cuda")
+# A GPU per training job where it trains on CUDA: SLURM then allocates one, and locally
+# at most one job per card runs (the job itself claims a free card: doubledescent.gpus).
+TRAIN_GPUS = ddgpus.per_job(CONFIG["device"])
+if "gpu" not in workflow.global_resources and ddgpus.default_limit(CONFIG["device"]):
+    workflow.register_resource("gpu", ddgpus.default_limit(CONFIG["device"]))
 
 
 wildcard_constraints:
