@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from doubledescent import config, resources
+from doubledescent import config, gpus, resources
 from doubledescent.progress import duration
 
 
@@ -33,14 +33,16 @@ def makespan(durations: list[float], slots: int) -> float:
     return max(free)
 
 
-def experiment_cost(name: str, exp: dict, cores: int, threads: int, gpu: bool) -> Cost:
-    """On a GPU, jobs take turns on the one device (`--resources gpu=1`)."""
+def experiment_cost(
+    name: str, exp: dict, cores: int, threads: int, gpu: bool, cards: int = 1
+) -> Cost:
+    """On GPUs, each job holds one of `cards` cards, and the others wait for a free one."""
     groups = config.groups(exp).values()
     seconds = [
         resources.train_seconds(exp, runs[0].width, len(runs), runs[0].n_train, gpu=gpu)
         for runs in groups
     ]
-    slots = 1 if gpu else cores // threads
+    slots = cards if gpu else cores // threads
     per_job = 1 if gpu else threads
     return Cost(
         experiment=name,
@@ -53,10 +55,12 @@ def experiment_cost(name: str, exp: dict, cores: int, threads: int, gpu: bool) -
 
 
 def costs(cfg: dict, cores: int) -> list[Cost]:
-    """The cost of each experiment of a validated config; CUDA only where it asks for it."""
-    gpu = cfg["device"] == "cuda"
+    """The cost of each experiment of a validated config, on the GPUs here where the config
+    trains on CUDA (`device: cuda`, or `auto` on a machine with cards)."""
+    gpu = bool(gpus.per_job(cfg["device"]))
+    cards = max(1, len(gpus.visible()))
     return [
-        experiment_cost(name, exp, cores, cfg["threads"], gpu)
+        experiment_cost(name, exp, cores, cfg["threads"], gpu, cards)
         for name, exp in cfg["experiments"].items()
     ]
 
@@ -64,7 +68,7 @@ def costs(cfg: dict, cores: int) -> list[Cost]:
 def report(cfg: dict, cores: int) -> str:
     lines = []
     for c in costs(cfg, cores):
-        unit, where = ("GPU-hours", "one GPU") if c.gpu else ("core-hours", f"{cores} cores")
+        unit, where = ("GPU-hours", "the GPUs here") if c.gpu else ("core-hours", f"{cores} cores")
         lines.append(
             f"{c.experiment}: {c.jobs} training jobs, {c.runs} runs, {c.hours:.3g} {unit},"
             f" about {duration(3600 * c.wall_hours)} on {where}"
