@@ -56,6 +56,15 @@ def test_report_has_each_figure_once_with_the_experiments_settings(tiny_run):
     assert "interpolation threshold" in entries["results/tiny/summary.csv"]["caption"]
 
 
+def test_changing_the_progress_interval_retrains_nothing(tiny_run, tmp_path):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["progress_every"] = 7
+    changed = tmp_path / "progress.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    dry = snakemake(tiny_run, "-n", configfile=changed)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout
+
+
 def test_provenance(tiny_run):
     prov = json.loads((tiny_run / "results" / "tiny" / "provenance.json").read_text())
     assert prov["experiment"] == "tiny"

@@ -30,8 +30,6 @@ def checked_config():
 
 
 CONFIG = checked_config()
-# The train rule's shell reads config[progress_every]: let it see the schema's default.
-config.update(CONFIG)
 EXPERIMENTS = CONFIG["experiments"]
 # A GPU per training job where it trains on CUDA: SLURM then allocates one, and locally
 # at most one job per card runs (the job itself claims a free card: doubledescent.gpus).

@@ -11,6 +11,9 @@ rule train_group:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=TRAIN_GPUS,
+        # A display setting, so not a param: a param's change would retrain every group.
+        # Snakemake schedules nothing by it (no --resources names it), and SLURM ignores it.
+        progress_every=str(CONFIG["progress_every"]),
     params:
         spec=group_spec,
         device=CONFIG["device"],
@@ -22,5 +25,5 @@ rule train_group:
         "python -m doubledescent train --spec {params.spec:q} --data {input.data}"
         " --out {output} --device {params.device} --threads {threads}"
         " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
-        " --progress-every {config[progress_every]}"
+        " --progress-every {resources.progress_every}"
         " > {log} 2>&1"
