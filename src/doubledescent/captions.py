@@ -148,7 +148,8 @@ def settings(exp: dict) -> str:
         "",
     ]
     tr = exp["training"]
-    lines += [_regularizer(n, r, tr) for n, r in config.variants(exp).items()]
+    # Sorted: the caption is a param, and reordering the YAML must not redraw the figures.
+    lines += [_regularizer(n, r, tr) for n, r in sorted(config.variants(exp).items())]
     return "\n".join(lines)
 
 
