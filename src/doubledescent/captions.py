@@ -93,11 +93,10 @@ def _dataset(exp: dict) -> str:
     text = f"Dataset ``{ds['name']}``, {sizes} training and {ds['n_test']} test samples"
     if ds["validation"]:
         text += f" ({ds['validation']} of the training samples held out for validation)"
-    if ds["label_noise"]:
-        text += (
-            f"; {100 * ds['label_noise']:g}% of the training labels replaced by "
-            f"{NOISE_MODES[ds['noise_mode']]}"
-        )
+    noise = ds["label_noise"] if isinstance(ds["label_noise"], list) else [ds["label_noise"]]
+    if any(noise):  # a list is a label-noise sweep: one dataset per rate
+        rates = ", ".join(f"{100 * q:g}%" for q in noise)
+        text += f"; {rates} of the training labels replaced by {NOISE_MODES[ds['noise_mode']]}"
     return text + f" (data seed {ds['seed']})."
 
 
@@ -113,9 +112,13 @@ def _training(exp: dict) -> str:
     lr = f"learning rate {tr['lr']:g}"
     if tr["schedule"] == "inverse_sqrt":
         lr += f" divided by sqrt(1 + floor(step / {tr['schedule_steps']}))"
+    elif tr["schedule"] == "step":
+        gamma = tr.get("schedule_gamma", 0.9)
+        lr += f" times {gamma:g} every {tr['schedule_steps']} steps"
+    budget = f"{tr['steps']} gradient steps" if tr.get("steps") else f"{tr['epochs']} epochs"
     text = (
         f"Training: {optimizer}, {lr}, {LOSSES[tr['loss']]}, batch size {tr['batch_size']}, "
-        f"{tr['epochs']} epochs"
+        f"{budget}"
     )
     aug = tr["augment"]
     if aug["crop_padding"] or aug["hflip"]:

@@ -94,6 +94,6 @@ class Watch:
 def line(record: dict) -> str:
     eta = "?" if record["eta"] is None else duration(record["eta"])
     return (
-        f"progress: epoch {record['epoch']:.1f}/{record['epochs']}"
+        f"progress: epoch {record['epoch']:.1f}/{record['epochs']:g}"
         f"  elapsed {duration(record['elapsed'])}  eta {eta}"
     )

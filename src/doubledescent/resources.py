@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from doubledescent.config import train_sizes
+from doubledescent.config import budget_steps, train_sizes
 from doubledescent.data import SOURCES
 
 # One torch thread sustained ~12 GFLOP/s on these shapes (2-core x86 VM, width 300, 9 runs);
@@ -59,13 +59,15 @@ def train_seconds(
 ) -> float:
     """A pessimistic estimate of the seconds training `n_runs` runs of one width takes on
     `n_train` samples (default: its largest size), on CPU threads or, with
-    `gpu`, one GPU; forward+backward = 6 FLOP per multiply-add."""
+    `gpu`, one GPU; forward+backward = 6 FLOP per multiply-add. Under weight reuse or
+    stopping at zero train error, runs may stop early: still the whole budget."""
     tr = exp["training"]
     n = max(train_sizes(exp)) if n_train is None else n_train
-    flop = 6 * forward_macs(exp, width) * n * tr["epochs"] * n_runs
+    # Samples seen: steps x batch under a steps budget (whatever n is), else epochs x n.
+    samples = tr["steps"] * tr["batch_size"] if "steps" in tr else n * tr["epochs"]
+    flop = 6 * forward_macs(exp, width) * samples * n_runs
     if gpu:
-        steps = math.ceil(n / tr["batch_size"]) * tr["epochs"]
-        return flop / GPU_FLOP_PER_SECOND + steps * GPU_STEP_SECONDS
+        return flop / GPU_FLOP_PER_SECOND + budget_steps(tr, n) * GPU_STEP_SECONDS
     return flop / FLOP_PER_SECOND
 
 
