@@ -1,6 +1,8 @@
 """Shared fixtures and helpers: the repository's paths, a small MNIST-1D dataset, and the
 workflow run on the tiny config, as a user runs it."""
 
+import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
         "--configfile",
         str(configfile),
     ]
-    if not any(a.startswith("--profile") for a in args):
+    if not any(a.startswith(("--profile", "--cores")) for a in args):
         cmd += ["--cores", "2"]
     return cmd
 
@@ -43,6 +45,17 @@ def snakemake(workdir, *args, configfile=TINY, timeout=300) -> subprocess.Comple
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def report(workdir, configfile=TINY) -> dict[str, dict]:
+    """Build `snakemake --report` of a finished run; its entries: path -> name, caption, ..."""
+    proc = snakemake(workdir, "--report", "report.html", configfile=configfile)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (Path(workdir) / "report.html").read_text()
+    entries = re.search(
+        r'<script id="results">\s*var results = (\{.*?\});?\s*</script>', html, re.S
+    )
+    return json.loads(entries[1])
 
 
 def check_tiny_metrics(workdir) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +20,13 @@ SEED_OFFSET = {0: -0.01, 1: 0.01}  # test error of seed 0 and 1 around the mean:
 FINAL_TEST = {"none": [0.30, 0.50, 0.35, 0.25], "l2": [0.30, 0.40, 0.45, 0.28]}
 FINAL_TRAIN = {"none": [0.30, 0.10, 0.0, 0.0], "l2": [0.30, 0.20, 0.05, 0.005]}
 N_TRAIN, N_CLASSES = 400, 10  # n = 400 lies among the n_params below; nK = 4000 does not
-SPEC = {"x": "n_params", "errorbar": "sd", "interpolation_tol": 0.01, "test_error": "clean"}
+SPEC = {
+    "x": "n_params",
+    "errorbar": "sd",
+    "interpolation_tol": 0.01,
+    "test_error": "clean",
+    "figure_width": "auto",
+}
 
 
 def n_params(width: int) -> int:
@@ -385,3 +392,58 @@ def test_peak_is_after_the_classical_dip_not_the_underfit_smallest_model():
     assert (s["dip_width"], s["dip_test_error"]) == (8, 0.45)
     assert (s["peak_width"], s["peak_test_error"]) == (16, 0.55)
     assert s["largest_test_error"] == 0.44
+
+
+# Layout: nothing that labels the data covers it, at either journal width.
+
+
+def _labels(fig):
+    """The legends, texts and top-axis tick labels (the n / nK marks) of a drawn figure."""
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    texts = [t for ax in fig.axes for t in ax.texts if t.get_text()]
+    tops = [t for ax in fig.axes for child in ax.child_axes for t in child.get_xticklabels()]
+    return legends + texts + tops
+
+
+def _all_figures():
+    from tests.test_optimal_regularization import grid_table
+    from tests.test_sample_wise import sweep_table
+
+    more = synthetic().assign(
+        regularizer=lambda d: d.regularizer + "_2", run_id=lambda d: d.run_id + "_2"
+    )
+    tables = {
+        "table": synthetic(),
+        "two noise levels": pd.concat([synthetic(0.1), synthetic()]),
+        "four regularizers": pd.concat([synthetic(), more]),
+    }
+    for name in plots.FIGURES:
+        special = {"optimal_regularization": grid_table, "sample_wise": sweep_table}
+        if name in special:
+            yield name, name, special[name]()
+        else:
+            for label, df in tables.items():
+                yield f"{name}, {label}", name, df
+
+
+CASES = list(_all_figures())
+
+
+@pytest.mark.parametrize("width", ["auto", "single", "double"])
+@pytest.mark.parametrize("label,figure,df", CASES, ids=[c[0] for c in CASES])
+def test_no_label_covers_a_panel_and_all_fit_the_width(label, figure, df, width):
+    fig = plots.draw(figure, df, {**SPEC, "figure_width": width})
+    if width != "auto":
+        assert fig.get_figwidth() == plots.FIGURE_WIDTHS[width]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = [ax.get_window_extent(renderer) for ax in fig.axes]
+    labels = _labels(fig)
+    assert labels or figure == "epoch_wise", "every other figure names its curves"
+    boxes = [artist.get_window_extent(renderer) for artist in labels]
+    for artist, box in zip(labels, boxes):
+        assert not any(box.overlaps(p) for p in panels), (label, artist)
+        assert sum(box.overlaps(b) for b in boxes if b is not box) == 0, (label, artist)
+        # Inside the figure's width: saving with a tight box must not widen the figure.
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.x1 + 0.5, (label, artist, box, fig.bbox)
+    plt.close(fig)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from doubledescent import config, data, packing, train
+from doubledescent import config, data, estimate, packing, status, train
 from doubledescent.models.padded import PaddedMLP
 from doubledescent.results import METRICS
 from tests import test_cuda
@@ -134,10 +134,14 @@ DEFAULT = config.load(REPO / "config.yaml", SCHEMA)
 
 
 @pytest.mark.parametrize("cards", ["", "0"])  # CUDA_VISIBLE_DEVICES: no card, one card
-def test_jobs_of_the_default_config_on_a_cpu_and_on_a_gpu(monkeypatch, cards):
+def test_jobs_of_the_default_config_on_a_cpu_and_on_a_gpu(monkeypatch, tmp_path, cards):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", cards)
     packs = packing.enabled(DEFAULT["packing"], DEFAULT["device"])
     assert packs == bool(cards)
+    # doubledescent estimate counts the jobs the workflow runs
+    assert [c.jobs for c in estimate.costs(DEFAULT, cores=2)] == [
+        len(packing.jobs(exp, packs)) for exp in DEFAULT["experiments"].values()
+    ]
     for name, exp in DEFAULT["experiments"].items():
         jobs = packing.jobs(exp, packs)
         if not packs:  # the CPU's jobs, ids and specs (Snakemake's rerun keys) as without packing
@@ -146,6 +150,7 @@ def test_jobs_of_the_default_config_on_a_cpu_and_on_a_gpu(monkeypatch, cards):
                 assert packing.job_spec(name, exp, gid) == config.group_spec(name, exp, gid)
             continue
         assert list(jobs) == ["pack"]
+        assert [g.name for g in status.groups(tmp_path, name, exp, packs)] == ["pack"]
         pack = packing.job_spec(name, exp, "pack")
         assert pack["runs"] == [
             r for gid in config.groups(exp) for r in config.group_spec(name, exp, gid)["runs"]

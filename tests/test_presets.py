@@ -34,7 +34,8 @@ def test_preset_dry_runs(tmp_path, preset):
 
 def shrink(exp: dict) -> dict:
     """The preset's experiment at tiny scale: fewer samples, its two smallest widths, one seed,
-    two epochs; model, regularizers, schedule, augmentation, noise and plot settings kept."""
+    two epochs (or six steps); model, regularizers, schedule, augmentation, noise levels, weight
+    reuse and plot settings kept."""
     ds = exp["dataset"]
     n_train, n_test = TINY_SIZES[ds["name"]]
     tiny_ds = {**ds, "n_test": n_test, "n_train": n_train}
@@ -42,7 +43,11 @@ def shrink(exp: dict) -> dict:
         tiny_ds["n_train"] = [n_train // 2, n_train]
     if ds.get("validation"):
         tiny_ds["validation"] = n_train // 4
-    training = {**exp.get("training", {}), "epochs": 2, "eval_epochs": [1, 2]}
+    training = dict(exp.get("training", {}))
+    if "steps" in training:  # a step budget stays one: a few steps, evaluated twice
+        training.update(steps=6, eval_steps=[3, 6])
+    else:
+        training.update(epochs=2, eval_epochs=[1, 2])
     training["batch_size"] = min(training.get("batch_size", 100), 16)
     return {
         **exp,
@@ -92,7 +97,8 @@ def check_tiny_preset(out, exp: dict) -> None:
     assert not df.diverged.any()
     ds = exp["dataset"]
     k = int(df.num_classes.iloc[0])
-    noisy = data.noisy_label_error(df.test_error, ds["label_noise"], k, ds["noise_mode"])
+    # Each row's own rate: a noise sweep's levels are a list in the experiment.
+    noisy = data.noisy_label_error(df.test_error, df.label_noise, k, ds["noise_mode"])
     np.testing.assert_allclose(df.test_error_noisy, noisy)
     # The preset's architecture: its batchnorm, its parameter count.
     if exp["model"]["batchnorm"]:

@@ -198,6 +198,24 @@ def load(path: str | Path, schema_path: str | Path) -> dict:
     return validate(read_yaml(path) or {}, schema_path)
 
 
+def _merged(base: dict, update: dict) -> dict:
+    """`update` over `base`, nested mappings merged key by key, as Snakemake merges the
+    config files it is given."""
+    out = dict(base)
+    for key, value in update.items():
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both_dicts else value
+    return out
+
+
+def load_files(paths: list[str | Path], schema_path: str | Path) -> dict:
+    """Read config files, later ones overriding earlier ones, and validate the result."""
+    merged: dict = {}
+    for path in paths:
+        merged = _merged(merged, read_yaml(path) or {})
+    return validate(merged, schema_path)
+
+
 def check_results_dir(results: str | Path, experiments) -> None:
     """Fail before any job if an experiment's results folder could not be written."""
     for folder in [Path(results), *(Path(results) / name for name in experiments)]:
