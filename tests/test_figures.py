@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from doubledescent import cli, plots, results
+from doubledescent import cli, plots, results, targets
 
 WIDTHS = [2, 4, 8, 16]
 EPOCHS = [1, 10, 100]
@@ -20,6 +20,8 @@ FINAL_TEST = {"none": [0.30, 0.50, 0.35, 0.25], "l2": [0.30, 0.40, 0.45, 0.28]}
 FINAL_TRAIN = {"none": [0.30, 0.10, 0.0, 0.0], "l2": [0.30, 0.20, 0.05, 0.005]}
 N_TRAIN, N_CLASSES = 400, 10  # n = 400 lies among the n_params below; nK = 4000 does not
 SPEC = {"x": "n_params", "errorbar": "sd", "interpolation_tol": 0.01}
+# What the synthetic table's experiment looks like to the figure catalogue: one size, no grid.
+TINY_EXPERIMENT = {"dataset": {"n_train": N_TRAIN}, "regularizers": {"none": {"weight_decay": 0.0}}}
 
 
 def n_params(width: int) -> int:
@@ -272,13 +274,11 @@ def test_epoch_curves_show_smallest_threshold_and_largest_width(table):
 # The command line: every figure's files, and the LaTeX table.
 
 
-def test_cli_figures_are_the_plot_functions():
-    assert cli.FIGURES == list(plots.FIGURES)
+def test_the_catalogue_is_the_plot_functions():
+    assert targets.FIGURES == list(plots.FIGURES)
 
 
-@pytest.mark.parametrize(
-    "figure", [f for f in cli.FIGURES if f not in cli.GRID_FIGURES + cli.SIZE_FIGURES]
-)
+@pytest.mark.parametrize("figure", targets.figures_of(TINY_EXPERIMENT))
 def test_cli_writes_pdf_png_svg(tmp_path, table, figure):
     metrics = tmp_path / "metrics.parquet"
     table.to_parquet(metrics)

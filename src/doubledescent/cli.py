@@ -8,21 +8,7 @@ import sys
 from pathlib import Path
 
 from doubledescent.config import ConfigError
-
-# The figure names, without importing matplotlib for every other step.
-FIGURES = [
-    "model_wise",
-    "model_wise_loss",
-    "memorization",
-    "epoch_wise",
-    "epoch_curves",
-    "optimal_regularization",
-    "sample_wise",
-]
-# Drawn only for experiments that sweep a weight-decay grid.
-GRID_FIGURES = ["optimal_regularization"]
-# Drawn only for experiments that sweep training-set sizes.
-SIZE_FIGURES = ["sample_wise"]
+from doubledescent.targets import FIGURES
 
 
 def _data(args) -> None:

@@ -6,10 +6,8 @@ from pathlib import Path
 
 from doubledescent import config as ddconfig
 from doubledescent import resources as ddresources
-from doubledescent.cli import FIGURES, GRID_FIGURES, SIZE_FIGURES
-
-RESULTS = "results"
-FIGURE_EXTENSIONS = [".pdf", ".png", ".svg"]
+from doubledescent import targets as ddtargets
+from doubledescent.targets import FIGURE_EXTENSIONS, RESULTS
 
 
 def checked_config():
@@ -36,9 +34,7 @@ TRAIN_GPUS = int(CONFIG["device"] == "cuda")
 
 
 wildcard_constraints:
-    experiment="|".join(EXPERIMENTS),
-    group=r"(n~\d+_)?width~\d+_norm~\w+",
-    figure="|".join(FIGURES),
+    **ddtargets.wildcard_constraints(EXPERIMENTS),
 
 
 def as_json(obj):
@@ -106,38 +102,3 @@ def train_mem_mb(wildcards, attempt):
     """Memory for a training job; a retry after running out gets proportionally more."""
     exp, runs = _experiment_and_runs(wildcards)
     return attempt * ddresources.train_mem_mb(exp, runs[0].width, len(runs), gpu=TRAIN_GPUS)
-
-
-def final_outputs():
-    tables = expand(
-        [
-            f"{RESULTS}/{{experiment}}/metrics.parquet",
-            f"{RESULTS}/{{experiment}}/summary.csv",
-            f"{RESULTS}/{{experiment}}/summary.tex",
-            f"{RESULTS}/{{experiment}}/provenance.json",
-        ],
-        experiment=EXPERIMENTS,
-    )
-    figures = [
-        f"{RESULTS}/{experiment}/figures/{figure}{ext}"
-        for experiment, exp in EXPERIMENTS.items()
-        for figure in figures_of(exp)
-        for ext in FIGURE_EXTENSIONS
-    ]
-    grid_tables = [
-        f"{RESULTS}/{experiment}/optimal_regularization{ext}"
-        for experiment, exp in EXPERIMENTS.items()
-        if ddconfig.has_grid(exp)
-        for ext in [".csv", ".tex"]
-    ]
-    return tables + figures + grid_tables
-
-
-def figures_of(exp):
-    """The figures an experiment gets: the grid figures only where it sweeps a grid, the
-    size figures only where it sweeps training-set sizes."""
-    needs = {
-        **dict.fromkeys(GRID_FIGURES, ddconfig.has_grid(exp)),
-        **dict.fromkeys(SIZE_FIGURES, ddconfig.sweeps_sizes(exp)),
-    }
-    return [f for f in FIGURES if needs.get(f, True)]
