@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -203,12 +204,7 @@ class Run:
         )
 
     def to_dict(self) -> dict:
-        # Without a sweep the dict, and so the group spec, is what it was before sweeps
-        # existed: Snakemake then sees unchanged params and retrains nothing.
-        d = asdict(self)
-        if self.n_train is None:
-            del d["n_train"]
-        return d
+        return asdict(self)
 
 
 def _size_prefix(n_train: int | None) -> str:
@@ -293,33 +289,72 @@ def groups(exp: dict) -> dict[str, list[Run]]:
     return out
 
 
-MLP_ONLY_KEYS = ("depth", "batchnorm_position")  # the conv nets have a fixed layer structure
-
-
-def model_spec(model: dict) -> dict:
-    """The `model` section as its family reads it: defaults that only the MLP uses are left
-    out of a conv net's spec, so editing them does not retrain it."""
-    if model["name"] == "mlp":
-        return model
-    return {k: v for k, v in model.items() if k not in MLP_ONLY_KEYS}
-
-
 def group_spec(name: str, exp: dict, gid: str) -> dict:
-    """Exactly what a training job needs, so that unrelated config edits don't retrain it."""
+    """Exactly what a training job needs, so that unrelated config edits don't retrain it.
+
+    It is Snakemake's rerun key too (the train rule's params): see INERT for what it leaves
+    out."""
     # Sorted, so that reordering regularizers or seeds in the YAML retrains nothing.
     members = sorted(groups(exp)[gid], key=lambda r: (r.regularizer, r.seed))
     spec = {
         "experiment": name,
         "group": gid,
         "dataset": dataset_spec(exp),
-        "model": model_spec(exp["model"]),
+        "model": exp["model"],
         "training": exp["training"],
         "width": members[0].width,
         "runs": [r.to_dict() for r in members],
+        "n_train": members[0].n_train,  # in a sweep, the subset of the prepared dataset it fits
     }
-    if sweeps_sizes(exp):  # the subset of the prepared dataset that this group fits
-        spec["n_train"] = members[0].n_train
-    return spec
+    return without_inert(spec)
+
+
+@dataclass(frozen=True)
+class Inert:
+    """A group-spec entry that cannot change what the job computes in some specs, and is
+    left out of them: where its value is `default` (a key added after rerun keys were frozen
+    in 2026-12, at the value that behaves as before it existed), or where the model family
+    is not one of `read_by`."""
+
+    path: tuple[str, ...]  # keys from the spec's top; "runs" applies to each run
+    default: object = None
+    read_by: tuple[str, ...] | None = None  # None: every family reads it
+
+    def applies(self, spec: dict, value) -> bool:
+        if self.read_by is not None:
+            return spec["model"]["name"] not in self.read_by
+        return value == self.default
+
+
+# The rerun key's one rule: a group spec holds every entry but the inert ones. A new spec
+# key (an option of training, model, dataset or a run) gets a line here with its default,
+# so that adding it retrains no finished group; tests/test_config.py pins the default
+# config's specs. A sweep's size came after the freeze; the conv nets' layers are fixed.
+INERT = (
+    Inert(("n_train",)),
+    Inert(("runs", "n_train")),
+    Inert(("model", "depth"), read_by=("mlp",)),
+    Inert(("model", "batchnorm_position"), read_by=("mlp",)),
+)
+
+
+def canonical_json(obj) -> str:
+    """A spec as the workflow's params carry it: only a real change to it triggers a rerun."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def without_inert(spec: dict) -> dict:
+    """A copy of `spec` without its inert entries (see INERT)."""
+    out = copy.deepcopy(spec)
+    for inert in INERT:
+        *parents, key = inert.path
+        holders = [out]
+        for p in parents:
+            holders = [h for node in holders for h in (node[p] if p == "runs" else [node[p]])]
+        for holder in holders:
+            if key in holder and inert.applies(out, holder[key]):
+                del holder[key]
+    return out
 
 
 def eval_epochs(training: dict) -> list[int]:

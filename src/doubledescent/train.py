@@ -338,7 +338,7 @@ def train_group(
     """
     dev = resolve_device(device)
     set_threads(dev, threads)
-    if "n_train" in spec:  # one size of a sample-wise sweep: its subset of the prepared data
+    if spec.get("n_train"):  # one size of a sample-wise sweep: its subset of the prepared data
         arrays = nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
     runs = [Run(**r) for r in spec["runs"]]
     shape = input_shape(spec, arrays)

@@ -1,12 +1,12 @@
 # Helpers shared by the rules: config validation and the experiment -> group expansion.
 # All logic lives in the doubledescent package; this file only adapts it to wildcards.
-import json
 import sys
 from pathlib import Path
 
 from doubledescent import config as ddconfig
 from doubledescent import resources as ddresources
 from doubledescent import targets as ddtargets
+from doubledescent.config import canonical_json
 from doubledescent.targets import FIGURE_EXTENSIONS, RESULTS
 
 
@@ -37,18 +37,13 @@ wildcard_constraints:
     **ddtargets.wildcard_constraints(EXPERIMENTS),
 
 
-def as_json(obj):
-    """Params as canonical JSON, so that only a real change to them triggers a rerun."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
 def dataset_spec(wildcards):
-    return as_json(ddconfig.dataset_spec(EXPERIMENTS[wildcards.experiment]))
+    return canonical_json(ddconfig.dataset_spec(EXPERIMENTS[wildcards.experiment]))
 
 
 def group_spec(wildcards):
     exp = EXPERIMENTS[wildcards.experiment]
-    return as_json(ddconfig.group_spec(wildcards.experiment, exp, wildcards.group))
+    return canonical_json(ddconfig.group_spec(wildcards.experiment, exp, wildcards.group))
 
 
 def checkpoint_file(wildcards):
@@ -57,7 +52,7 @@ def checkpoint_file(wildcards):
 
 
 def plot_spec(wildcards):
-    return as_json(EXPERIMENTS[wildcards.experiment]["plot"])
+    return canonical_json(EXPERIMENTS[wildcards.experiment]["plot"])
 
 
 def interpolation_tol(wildcards):
@@ -75,7 +70,7 @@ def group_tables(wildcards):
 def experiment_config(wildcards):
     """The experiment's resolved config, plus the run-wide settings, for its provenance."""
     exp = EXPERIMENTS[wildcards.experiment]
-    return as_json({"device": CONFIG["device"], "threads": CONFIG["threads"], **exp})
+    return canonical_json({"device": CONFIG["device"], "threads": CONFIG["threads"], **exp})
 
 
 def _experiment_and_runs(wildcards):
