@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from doubledescent import cli, config, plots, results
+from doubledescent.errors import UserError
 from tests.conftest import REPO, SCHEMA, snakemake
 
 GRID = REPO / "tests" / "configs" / "tiny_grid.yaml"
@@ -146,7 +147,7 @@ def test_figure_draws_each_lambda_and_the_envelope():
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert {"validation-chosen", "oracle (test-chosen)"} <= set(labels)
     assert len([lb for lb in labels if not lb.startswith("_")]) == 4  # 2 lambdas + 2 choices
-    with pytest.raises(ValueError, match="no weight-decay grid"):
+    with pytest.raises(UserError, match="no weight-decay grid"):
         plots.optimal_regularization(grid_table().query("regularizer == 'none'"))
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from doubledescent import config, data, plots, results, train
+from doubledescent.errors import UserError
 from tests.conftest import REPO, SCHEMA, mnist1d_spec, snakemake
 
 SIZES = [100, 200, 400]
@@ -174,7 +175,7 @@ def test_sample_wise_data_spreads_widths_and_drops_diverged_runs():
     means = curves.groupby(["regularizer", "width", "n_train"])["test_error"].mean()
     assert means["none", 4].tolist() == pytest.approx([error(4, n) for n in N])
     assert means["l2", 256, 400] == pytest.approx(error(256, 400) + 0.1)
-    with pytest.raises(ValueError, match="no training-set sizes to sweep"):
+    with pytest.raises(UserError, match="no training-set sizes to sweep"):
         results.sample_wise(sweep_table().query("n_train == 400"))
 
 

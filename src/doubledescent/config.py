@@ -13,11 +13,7 @@ import numpy as np
 import yaml
 
 from doubledescent.data import SOURCES, dataset_size_limits
-
-
-class ConfigError(ValueError):
-    """A config problem, phrased as one line that names the offending key."""
-
+from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
 
 # The input each model family takes (the registry itself is doubledescent.models, which
 # needs torch; this stays importable where Snakemake parses the config): `vector` flattens

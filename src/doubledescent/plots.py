@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from doubledescent import results
+from doubledescent.errors import UserError
 from doubledescent.io import atomic_path
 
 ONE_COLUMN_WIDTH = 3.4  # inches: one column of a two-column journal page
@@ -288,7 +289,7 @@ def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figu
     split (solid, where there is one) and the oracle lower envelope (dashed), per grid."""
     grids = results.with_grids(df)
     if grids.empty:
-        raise ValueError("no weight-decay grid in this table (give a weight_decay list)")
+        raise UserError("no weight-decay grid in this table (give a weight_decay list)")
     chosen = {
         "validation-chosen": results.envelope(df, size, "val_error"),
         "oracle (test-chosen)": results.envelope(df, size, "test_error"),

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from doubledescent.config import family
+from doubledescent.errors import UserError
 
 # The columns users can rely on, first and in this order; others follow.
 KEY_COLUMNS = [
@@ -39,11 +40,11 @@ CONDITIONS = ["label_noise", "n_train"]
 def collect(paths: list[str | Path]) -> pd.DataFrame:
     """Concatenate group tables into one, sorted, with the key columns first."""
     if not paths:
-        raise ValueError("no group tables to collect")
+        raise UserError("no group tables to collect")
     df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     dupes = df.duplicated(["experiment", "run_id", "epoch"])
     if dupes.any():
-        raise ValueError(f"{int(dupes.sum())} duplicate (run, epoch) rows across group tables")
+        raise UserError(f"{int(dupes.sum())} duplicate (run, epoch) rows across group tables")
     order = KEY_COLUMNS + [c for c in df.columns if c not in KEY_COLUMNS]
     return df[order].sort_values(["width", "regularizer", "seed", "epoch"], ignore_index=True)
 
@@ -130,7 +131,7 @@ def sample_wise(df: pd.DataFrame, most_widths: int = 6) -> pd.DataFrame:
     `most_widths` widths spread over the sweep (a line per width stays readable)."""
     final = final_converged(df)
     if final["n_train"].nunique() < 2:
-        raise ValueError("no training-set sizes to sweep in this table (give n_train a list)")
+        raise UserError("no training-set sizes to sweep in this table (give n_train a list)")
     return final[final["width"].isin(spread(final["width"], most_widths))]
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from doubledescent import augment, checkpoint, models, optim
 from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
 from doubledescent.data import Arrays, nested_subset
+from doubledescent.errors import UserError
 from doubledescent.models.layers import Mask
 from doubledescent.resources import EVAL_CHUNK
 
@@ -37,7 +38,7 @@ def generator(seed: int, stream: str, device: str | torch.device = "cpu") -> tor
 
 def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device")
+        raise UserError("config asks for device 'cuda' but torch sees no CUDA device")
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(requested)
