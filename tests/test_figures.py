@@ -53,6 +53,7 @@ def row(reg: str, i: int, seed: int, epoch: int, label_noise: float) -> dict:
         "diverged": False,
         "run_id": f"width~{width}_reg~{reg}_seed~{seed}",
         "n_train": N_TRAIN,
+        "n_fit": N_TRAIN,
         "num_classes": N_CLASSES,
         "label_noise": label_noise,
     }
@@ -347,7 +348,7 @@ def test_peak_is_after_the_classical_dip_not_the_underfit_smallest_model():
             "train_error": train,
             "diverged": False,
             "label_noise": 0.15,
-            "n_train": 400,
+            "n_fit": 400,
         }
     )
     s = results.summary(df, tol=0.01).iloc[0]

@@ -40,7 +40,7 @@ def grid_table() -> pd.DataFrame:
             "epoch": 5,
             "run_id": f"{w}-{wd}-{s}",
             "label_noise": 0.2,
-            "n_train": 240,
+            "n_fit": 240,
             "diverged": False,
             "test_error": e + 0.01 * s,
             "val_error": val[w, wd],
@@ -73,7 +73,7 @@ def test_table_sets_the_validation_choice_beside_the_oracle():
     best = results.optimal_regularization(grid_table()).set_index("width")
     assert list(best.columns) == [
         "label_noise",
-        "n_train",
+        "n_fit",
         "family",
         "n_params",
         "chosen_weight_decay",
@@ -115,7 +115,7 @@ def test_ties_go_to_the_smaller_weight_decay():
                 "epoch": 5,
                 "run_id": f"{wd}",
                 "label_noise": 0.2,
-                "n_train": 240,
+                "n_fit": 240,
                 "diverged": False,
                 "val_error": val,
                 "test_error": test,

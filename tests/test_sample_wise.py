@@ -118,12 +118,22 @@ def test_subset_keeps_labels_with_their_inputs(prepared):
     np.testing.assert_array_equal(sub.y_train_clean, prepared.y_train_clean[at])
 
 
+def test_without_a_sweep_the_size_is_the_configured_one(prepared):
+    exp = experiment(400, validation=40)
+    exp["training"].update(epochs=1, eval_epochs=1)
+    table = train.train_group(
+        config.group_spec("e", exp, "width~4_norm~none"), prepared, device="cpu", log=lambda _: None
+    )
+    assert set(table["n_train"]) == {400} and set(table["n_fit"]) == {360}
+
+
 def test_training_a_size_fits_its_subset(prepared):
     exp = experiment([200, 400], validation=40)
     exp["training"].update(epochs=1, eval_epochs=1)
     spec = config.group_spec("e", exp, "n~200_width~4_norm~none")
     table = train.train_group(spec, prepared, device="cpu", log=lambda _: None)
-    assert set(table["n_train"]) == {160}  # the samples fitted: 200 less the validation split
+    assert set(table["n_train"]) == {200}  # the size, as in the run ids
+    assert set(table["n_fit"]) == {160}  # the samples fitted: 200 less the validation split
     assert set(table["run_id"]) == {
         "n~200_width~4_reg~none_seed~0",
         "n~200_width~4_reg~none_seed~1",
@@ -148,7 +158,7 @@ def sweep_table() -> pd.DataFrame:
             "regularizer": reg,
             "width": w,
             "n_params": 10 * w,
-            "n_train": n,
+            "n_fit": n,
             "seed": s,
             "epoch": 3,
             "test_error": error(w, n) + (0.01 if s else -0.01) + (reg == "l2") * 0.1,
@@ -172,11 +182,11 @@ def test_sample_wise_data_spreads_widths_and_drops_diverged_runs():
     curves = results.sample_wise(sweep_table())
     assert sorted(curves["width"].unique()) == [2, 4, 16, 32, 128, 256]
     assert not curves["diverged"].any() and set(curves["seed"]) == {0, 1}
-    means = curves.groupby(["regularizer", "width", "n_train"])["test_error"].mean()
+    means = curves.groupby(["regularizer", "width", "n_fit"])["test_error"].mean()
     assert means["none", 4].tolist() == pytest.approx([error(4, n) for n in N])
     assert means["l2", 256, 400] == pytest.approx(error(256, 400) + 0.1)
     with pytest.raises(UserError, match="no training-set sizes to sweep"):
-        results.sample_wise(sweep_table().query("n_train == 400"))
+        results.sample_wise(sweep_table().query("n_fit == 400"))
 
 
 def test_sample_wise_figure_has_a_panel_per_regularizer_and_a_line_per_width():
@@ -199,10 +209,10 @@ def test_model_wise_analyses_keep_sizes_apart():
         test_loss=1.0,
     )
     s = results.summary(df, tol=0.01)
-    assert sorted(set(zip(s["n_train"], s["regularizer"]))) == [
+    assert sorted(set(zip(s["n_fit"], s["regularizer"]))) == [
         (n, reg) for n in N for reg in ("l2", "none")
     ]
-    at_200 = s[(s["n_train"] == 200) & (s["regularizer"] == "none")].iloc[0]
+    at_200 = s[(s["n_fit"] == 200) & (s["regularizer"] == "none")].iloc[0]
     assert at_200["min_test_error"] == pytest.approx(error(256, 200))
     tex = results.summary_latex(s)
     assert "Training samples" in tex and "Label noise" not in tex
@@ -224,8 +234,10 @@ def pipeline(tmp_path_factory):
 
 def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(pipeline):
     df = pd.read_parquet(pipeline / "metrics.parquet")
-    assert set(df["n_train"]) == {100, 250}  # the samples fitted: 150 and 300 less 50 held out
+    assert set(df["n_fit"]) == {100, 250}  # the samples fitted: 150 and 300 less 50 held out
     assert df.groupby("n_train")["run_id"].nunique().tolist() == [2 * 3, 2 * 3]
+    assert (df["n_train"] - df["n_fit"] == 50).all()
+    assert df["run_id"].str.startswith("n~" + df["n_train"].astype(str) + "_").all()
     assert df["val_error"].between(0, 1).all()
     assert (pipeline / "figures" / "sample_wise.pdf").read_bytes().startswith(b"%PDF")
     assert (pipeline / "figures" / "optimal_regularization.pdf").exists()
@@ -233,9 +245,9 @@ def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(pipeline):
         f"n~{n}_width~{w}_norm~none" for n in (150, 300) for w in (32, 4)
     ]
     summary = pd.read_csv(pipeline / "summary.csv")
-    assert sorted(set(summary["n_train"])) == [100, 250]
+    assert sorted(set(summary["n_fit"])) == [100, 250]
     best = pd.read_csv(pipeline / "optimal_regularization.csv")
-    assert sorted(zip(best["n_train"], best["width"])) == [(100, 4), (100, 32), (250, 4), (250, 32)]
+    assert sorted(zip(best["n_fit"], best["width"])) == [(100, 4), (100, 32), (250, 4), (250, 32)]
 
 
 def test_adding_a_smaller_size_leaves_the_other_groups_untouched():

@@ -104,7 +104,7 @@ def _condition_title(keys: list[str], values: tuple, varying: list[str]) -> list
     those that vary in the figure."""
     named = {
         "label_noise": lambda v: f"label noise {100 * v:.0f}%",
-        "n_train": lambda v: f"n = {int(v)}",
+        "n_fit": lambda v: f"n = {int(v)}",
     }
     return [named[k](v) for k, v in zip(keys, values) if k in varying]
 
@@ -225,7 +225,7 @@ def _mark_sample_size(axes, final: pd.DataFrame, size: str) -> None:
     """On a parameter axis, gray lines at params = n (and n x K, if in range)."""
     if size != "n_params":
         return
-    n, k = int(final["n_train"].iloc[0]), int(final["num_classes"].iloc[0])
+    n, k = int(final["n_fit"].iloc[0]), int(final["num_classes"].iloc[0])
     lo, hi = final["n_params"].min(), final["n_params"].max()
     for ax in axes:
         for value, label in [(n, "n"), (n * k, "nK")]:
@@ -395,7 +395,7 @@ def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
         for ax, sub in panels:
             sns.lineplot(
                 data=sub,
-                x="n_train",
+                x="n_fit",
                 y="test_error",
                 hue="width",
                 palette=colors,
@@ -409,7 +409,7 @@ def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
             )
             _log_x(ax)
             # Ticks at the swept sizes: a sweep may span less than a decade of the log axis.
-            sizes = sorted(sub["n_train"].unique())
+            sizes = sorted(sub["n_fit"].unique())
             ax.set_xticks(sizes, labels=_sparse(sizes))
             ax.set(xlabel="training samples n", ylabel=Y_LABELS["test_error"])
         _legend(fig, {f"h = {w}": c for w, c in colors.items()})

@@ -378,10 +378,12 @@ def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -
     return pd.DataFrame(rows).assign(
         experiment=spec["experiment"],
         dataset=spec["dataset"]["name"],
-        # The samples fitted: a sweep's size (the runs' n_train) less the validation split.
         model=spec["model"]["name"],
         n_params=n_params,
-        n_train=len(arrays.y_train),
+        # The configured training-set size (in a sweep, this group's; the runs' own n_train
+        # is None without one), and the samples fitted: that less the validation split.
+        n_train=spec.get("n_train") or spec["dataset"]["n_train"],
+        n_fit=len(arrays.y_train),
         num_classes=arrays.num_classes,
         label_noise=spec["dataset"]["label_noise"],
         group=spec["group"],
