@@ -18,6 +18,7 @@ import numpy as np
 
 from doubledescent.errors import DataError
 from doubledescent.io import atomic_path
+from doubledescent.streams import numpy_rng
 
 
 @dataclass
@@ -56,14 +57,9 @@ class Source:
         return len(self.shape) == 3
 
 
-# Independent random streams per dataset seed; noise keeps stream 1 so that existing
-# datasets reproduce their noisy labels.
-STREAMS = {"noise": 1, "train": 2, "test": 3, "validation": 4, "subset": 5}
-
-
-def _rng(spec: dict, stream: str) -> np.random.Generator:
-    """The dataset seed's generator for one purpose (see STREAMS)."""
-    return np.random.default_rng([spec["seed"], STREAMS[stream]])
+def _rng(spec: dict, purpose: str) -> np.random.Generator:
+    """The dataset seed's generator for one purpose (see doubledescent.streams)."""
+    return numpy_rng(spec["seed"], purpose)
 
 
 def _subsample(x: np.ndarray, y: np.ndarray, n: int, rng, what: str):
@@ -318,7 +314,7 @@ def nested_subset(arrays: Arrays, n_train: int, seed: int) -> Arrays:
             f"n_train {n_train} does not fit the prepared {len(arrays.y_train)} "
             f"training and {len(arrays.y_val)} validation samples"
         )
-    rng = np.random.default_rng([seed, STREAMS["subset"]])
+    rng = numpy_rng(seed, "subset")
     # Sorted, so that the samples keep the prepared order and a full-size subset is the set.
     keep = np.sort(nested_order(arrays.noisy_mask, rng)[:n_fit])
     return replace(

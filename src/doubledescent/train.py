@@ -20,19 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doubledescent import augment, checkpoint, models, optim
+from doubledescent import augment, checkpoint, models, optim, streams
 from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
 from doubledescent.data import Arrays, nested_subset
 from doubledescent.errors import UserError
 from doubledescent.models.layers import Mask
 from doubledescent.resources import EVAL_CHUNK
 
-STREAMS = {"init": 0, "order": 1, "dropout": 2, "augment": 3}
-
 
 def generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
-    """An independent random stream per (seed, purpose), derived with numpy's SeedSequence."""
-    state = np.random.SeedSequence([seed, STREAMS[stream]]).generate_state(1, np.uint64)[0]
+    """A run's random stream for one purpose (see doubledescent.streams), as torch's."""
+    state = streams.seed_sequence(seed, stream).generate_state(1, np.uint64)[0]
     return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
 
 
