@@ -12,18 +12,9 @@ import jsonschema
 import numpy as np
 import yaml
 
+from doubledescent.architectures import MODEL_INPUTS
 from doubledescent.data import SOURCES, dataset_size_limits
 from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
-
-# The input each model family takes (the registry itself is doubledescent.models, which
-# needs torch; this stays importable where Snakemake parses the config): `vector` flattens
-# any dataset, `image` needs (C, H, W) images, `sequence` MNIST-1D's 1-D signals.
-MODEL_INPUTS = {
-    "mlp": "vector",
-    "cnn5": "image",
-    "preact_resnet18": "image",
-    "mnist1d_cnn": "sequence",
-}
 
 
 def _with_defaults(validator_class):
