@@ -9,7 +9,7 @@ import pytest
 
 from doubledescent import config, data, plots, results, train
 from doubledescent.errors import UserError
-from tests.conftest import REPO, SCHEMA, mnist1d_spec, snakemake
+from tests.conftest import SCHEMA, mnist1d_spec
 
 SIZES = [100, 200, 400]
 
@@ -224,20 +224,13 @@ def test_model_wise_analyses_keep_sizes_apart():
     assert titles[:2] == ["none, n = 100", "l2, n = 100"] and len(titles) == 6
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("samplewise")
-    proc = snakemake(workdir, configfile=REPO / "tests" / "configs" / "tiny_samplewise.yaml")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir / "results" / "tiny_samplewise"
-
-
-def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(pipeline):
+def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(samplewise_run):
+    pipeline = samplewise_run
     df = pd.read_parquet(pipeline / "metrics.parquet")
     assert set(df["n_fit"]) == {100, 250}  # the samples fitted: 150 and 300 less 50 held out
     assert df.groupby("n_train")["run_id"].nunique().tolist() == [2 * 3, 2 * 3]
     assert (df["n_train"] - df["n_fit"] == 50).all()
-    assert df["run_id"].str.startswith("n~" + df["n_train"].astype(str) + "_").all()
+    assert all(r.startswith(f"n~{n}_") for r, n in zip(df["run_id"], df["n_train"]))
     assert df["val_error"].between(0, 1).all()
     assert (pipeline / "figures" / "sample_wise.pdf").read_bytes().startswith(b"%PDF")
     assert (pipeline / "figures" / "optimal_regularization.pdf").exists()

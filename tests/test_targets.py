@@ -104,3 +104,11 @@ def test_targets_import_neither_torch_nor_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_finished_run_has_exactly_the_final_outputs(tiny_run):
+    """What targets lists is what the workflow writes: every file, and no other figure."""
+    expected = targets.final_outputs(experiments(TINY))
+    assert all((tiny_run / p).is_file() for p in expected)
+    figures = {str(p.relative_to(tiny_run)) for p in tiny_run.glob("results/tiny/figures/*")}
+    assert figures == {p for p in expected if "/figures/" in p}
