@@ -24,9 +24,10 @@ def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
         str(REPO / "Snakefile"),
         "--directory",
         str(workdir),
+        *args,
+        # After the args: --configfile takes every word up to the next option.
         "--configfile",
         str(configfile),
-        *args,
     ]
     if not any(a.startswith("--profile") for a in args):
         cmd += ["--cores", "2"]

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from doubledescent import checkpoint, config, train
-from tests.conftest import SCHEMA
 from tests.test_train import assert_equals_separate_models, experiment, stacked_group
 
 REGS = {
@@ -169,42 +168,3 @@ def test_evaluation_reports_the_configured_loss(small_data):
     torch.testing.assert_close(train.evaluate(group.model, data, "mse")["test_loss"], expected)
     ce = train.evaluate(group.model, data, "cross_entropy")["test_loss"]
     assert not torch.allclose(ce, expected)
-
-
-@pytest.mark.parametrize(
-    "precision,model,device,expected",
-    [
-        ("auto", "cnn5", "cuda", True),
-        ("auto", "preact_resnet18", "cuda", True),
-        ("auto", "mnist1d_cnn", "cuda", True),
-        ("auto", "mlp", "cuda", False),
-        ("fp32", "cnn5", "cuda", False),
-        ("bf16", "mlp", "cuda", True),
-        ("auto", "cnn5", "cpu", False),
-        ("bf16", "cnn5", "cpu", False),  # the CPU stays fp32
-    ],
-)
-def test_precision_resolves(precision, model, device, expected):
-    assert train.uses_bf16(precision, model, torch.device(device)) is expected
-
-
-def test_cpu_training_of_a_conv_net_stays_float32():
-    exp = config.validate(
-        {
-            "experiments": {
-                "e": {
-                    "dataset": {"name": "mnist1d"},
-                    "model": {"name": "mnist1d_cnn"},
-                    "widths": [3],
-                    "regularizers": {"none": {}},
-                    "seeds": [0],
-                    "training": {"precision": "bf16"},
-                }
-            }
-        },
-        SCHEMA,
-    )["experiments"]["e"]
-    assert exp["training"]["precision"] == "bf16"
-    spec = config.group_spec("e", exp, "width~3_norm~none")
-    group = train.make_group(spec, [config.Run(**r) for r in spec["runs"]], (1, 40), 10, "cpu")
-    assert not group.bf16

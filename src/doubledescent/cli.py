@@ -34,7 +34,20 @@ def _data(args) -> None:
     data.save(data.build(_json(args.spec, "--spec")), args.out)
 
 
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
 def _train(args) -> None:
+    from doubledescent import gpus
+
+    # A card of its own, chosen before torch starts CUDA (which reads CUDA_VISIBLE_DEVICES
+    # once): N jobs on N GPUs, not N jobs on GPU 0.
+    with gpus.one_card_per_job(args.device, log=_log):
+        _train_group(args)
+
+
+def _train_group(args) -> None:
     import platform
 
     from doubledescent import data, train
@@ -47,7 +60,7 @@ def _train(args) -> None:
         data.load(args.data),
         device=args.device,
         threads=args.threads,
-        log=lambda s: print(s, flush=True),
+        log=_log,
         checkpoint_path=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
     )

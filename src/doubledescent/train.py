@@ -8,7 +8,6 @@ makes the comparison between regularizers paired.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import platform
 import time
@@ -102,15 +101,16 @@ class Group:
     augment_gens: list[torch.Generator]
     diverged_epoch: list[int | None] = field(default_factory=list)
     step: int = 0  # gradient steps taken, for the learning-rate schedule
-    bf16: bool = False  # forward passes of training under CUDA's bfloat16 autocast
+    bf16: bool = False  # forward passes of training under bfloat16 autocast
 
 
 def uses_bf16(precision: str, model: str, device: torch.device) -> bool:
-    """`training.precision`: `auto` is bf16 autocast for the conv nets on CUDA (tensor cores;
-    the MLPs here are too small to gain), `fp32` never, `bf16` on CUDA; the CPU stays fp32."""
-    if device.type != "cuda" or precision == "fp32":
-        return False
-    return precision == "bf16" or MODEL_INPUTS[model] != "vector"
+    """`training.precision`: `bf16` is bfloat16 autocast on any device (so the CPU tests run
+    the GPU's code), `fp32` never, `auto` bf16 for the conv nets on CUDA only (tensor cores;
+    the MLPs here are too small to gain, and a CPU without bf16 units would only lose)."""
+    if precision == "auto":
+        return device.type == "cuda" and MODEL_INPUTS[model] != "vector"
+    return precision == "bf16"
 
 
 def learning_rate(training: dict, step: int) -> float:
@@ -161,8 +161,13 @@ def make_group(
 
 
 def epoch_order(group: Group, n: int, device) -> torch.Tensor:
-    """Each run's own random permutation of the training set: (R, n)."""
-    return torch.stack([torch.randperm(n, generator=g) for g in group.order_gens]).to(device)
+    """Each run's own random permutation of the training set: (R, n). Drawn on the CPU (the
+    streams are CPU generators, so a run's order is the same on every device) and, for a GPU,
+    copied from pinned memory without blocking: the host never waits on the device."""
+    order = torch.stack([torch.randperm(n, generator=g) for g in group.order_gens])
+    if torch.device(device).type == "cuda":
+        return order.pin_memory().to(device, non_blocking=True)
+    return order
 
 
 def dropout_masks(rates: list[float], gens: list[torch.Generator], device, dtype) -> Mask | None:
@@ -221,7 +226,8 @@ def apply_l2(group: Group, lr: float) -> None:
 def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     """One optimizer step for all runs at once."""
     batch = yb.shape[1]
-    with torch.autocast("cuda", dtype=torch.bfloat16) if group.bf16 else contextlib.nullcontext():
+    # Autocast on the device the batch lives on: the same code path on CUDA and the CPU.
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=group.bf16):
         logits = group.model(xb, group.mask)
     logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
@@ -361,11 +367,12 @@ def train_group(
             log(progress_line(new, epoch, tr["epochs"], progress.elapsed))
         if checkpoint_path and checkpoint_every and epoch % checkpoint_every == 0:
             checkpoint.save(checkpoint_path, spec, group, progress)
-    return _table(spec, arrays, runs, progress.rows, dev)
+    return _table(spec, arrays, group, progress.rows, dev)
 
 
-def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -> pd.DataFrame:
+def _table(spec: dict, arrays: Arrays, group: Group, rows: list[dict], dev) -> pd.DataFrame:
     """The group's rows with the columns every run shares."""
+    runs = group.runs
     n_params = models.n_params(
         spec["model"],
         input_shape(spec, arrays),
@@ -387,6 +394,7 @@ def _table(spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev) -
         group=spec["group"],
         group_size=len(runs),
         device=str(dev),
+        precision="bf16" if group.bf16 else "fp32",
         torch_version=torch.__version__,
         python_version=platform.python_version(),
     )

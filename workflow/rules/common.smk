@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from doubledescent import config as ddconfig
+from doubledescent import gpus as ddgpus
 from doubledescent import resources as ddresources
 from doubledescent import targets as ddtargets
 from doubledescent.config import canonical_json
@@ -29,8 +30,11 @@ CONFIG = checked_config()
 # Report captions render `config`: let them see the defaults the schema filled in.
 config.update(CONFIG)
 EXPERIMENTS = CONFIG["experiments"]
-# A GPU per training job when the config asks for CUDA: SLURM then allocates one.
-TRAIN_GPUS = int(CONFIG["device"] == "cuda")
+# A GPU per training job where it trains on CUDA: SLURM then allocates one, and locally
+# at most one job per card runs (the job itself claims a free card: doubledescent.gpus).
+TRAIN_GPUS = ddgpus.per_job(CONFIG["device"])
+if "gpu" not in workflow.global_resources and ddgpus.default_limit(CONFIG["device"]):
+    workflow.register_resource("gpu", ddgpus.default_limit(CONFIG["device"]))
 
 
 wildcard_constraints:

@@ -34,16 +34,26 @@ NARROW_OUT, WIDE_IN = 32, 64
 class NarrowLinear(torch.autograd.Function):
     """h @ w + b for a narrow w (R, fan_in, few), such as the classifier head, computed as
     (w^T h^T)^T: with the short side as rows MKL's batched GEMM is ~3x faster, forward and
-    for the weight gradient. The input gradient stays contiguous for the layers below."""
+    for the weight gradient. The input gradient stays contiguous for the layers below.
+
+    Autocast-safe on any device: under autocast the inputs are cast to its dtype (as the
+    built-in baddbmm would be) and the backward runs in that dtype, so a bfloat16 gradient
+    never meets a float32 weight; autograd casts each gradient back to its input's dtype."""
 
     @staticmethod
     def forward(ctx, h, w, b):
+        device = h.device.type
+        if torch.is_autocast_enabled(device):
+            dtype = torch.get_autocast_dtype(device)
+            h, w, b = h.to(dtype), w.to(dtype), b.to(dtype)
         ctx.save_for_backward(h, w)
-        return torch.baddbmm(b.mT, w.mT, h.mT).mT
+        with torch.autocast(device, enabled=False):
+            return torch.baddbmm(b.mT, w.mT, h.mT).mT
 
     @staticmethod
     def backward(ctx, grad):
         h, w = ctx.saved_tensors
+        grad = grad.to(h.dtype)
         grad_h = torch.bmm(grad, w.mT) if ctx.needs_input_grad[0] else None
         grad_w = torch.bmm(grad.mT, h).mT
         return grad_h, grad_w, grad.sum(1, keepdim=True)
