@@ -236,16 +236,33 @@ def test_default_group_specs_are_pinned():
     assert spec_hashes(experiments) == {k: v.lstrip("\n") for k, v in GOLDEN_SPECS.items()}
 
 
+def test_default_data_params_are_pinned():
+    """The prepare_data rule's rerun key: a new one rebuilds the data and retrains all."""
+    experiments = config.validate(DEFAULT, SCHEMA)["experiments"]
+    hashes = {
+        name: hashlib.sha256(config.canonical_json(config.data_params(exp)).encode()).hexdigest()
+        for name, exp in experiments.items()
+    }
+    assert hashes == {
+        "mnist1d_mlp": "f3627b548a0c51132987dc58d228a746abf828fe911f138336f70a4be9451ad2",
+        "mnist1d_optimal_l2": "0c85e3da0d972cb4d63c743bd973493acc81867775930c1f2f20dcf8ec4cd667",
+    }
+
+
 def test_a_new_option_at_its_default_leaves_every_spec_as_it_was(monkeypatch):
     """What adding an option means: its schema default fills every config, and its INERT
     line keeps it out of the specs until a config sets another value."""
     experiments = config.validate(DEFAULT, SCHEMA)["experiments"]
     before = spec_hashes(experiments)
+    data_before = [config.data_params(exp) for exp in experiments.values()]
     new = config.Inert(("training", "label_smoothing"), default=0.0)
-    monkeypatch.setattr(config, "INERT", (*config.INERT, new))
+    new_data = config.Inert(("dataset", "crop"), default=False)
+    monkeypatch.setattr(config, "INERT", (*config.INERT, new, new_data))
     for exp in experiments.values():
         exp["training"]["label_smoothing"] = 0.0
+        exp["dataset"]["crop"] = False
     assert spec_hashes(experiments) == before
+    assert [config.data_params(exp) for exp in experiments.values()] == data_before
     exp = experiments["mnist1d_mlp"]
     exp["training"]["label_smoothing"] = 0.1
     spec = config.group_spec("mnist1d_mlp", exp, "width~47_norm~none")

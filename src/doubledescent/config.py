@@ -313,10 +313,12 @@ class Inert:
         return value == self.default
 
 
-# The rerun key's one rule: a group spec holds every entry but the inert ones. A new spec
-# key (an option of training, model, dataset or a run) gets a line here with its default,
-# so that adding it retrains no finished group; tests/test_config.py pins the default
-# config's specs. A sweep's size came after the freeze; the conv nets' layers are fixed.
+# The rerun key's one rule: a group spec (and the data rule's params) holds every entry but
+# the inert ones. A new spec key (an option of training, model, dataset or a run) gets a
+# line here with its default, and the code that reads it takes that default where the key is
+# absent, so that adding it retrains no finished group; tests/test_config.py pins the
+# default config's keys. A sweep's size came after the freeze; the conv nets' layers are
+# fixed.
 INERT = (
     Inert(("n_train",)),
     Inert(("runs", "n_train")),
@@ -330,14 +332,23 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+def data_params(exp: dict) -> dict:
+    """The prepare_data rule's params (its rerun key): the dataset spec less its inert
+    entries, by the group specs' rule, so that a new dataset option at its default neither
+    rebuilds the data nor, through it, retrains the groups."""
+    return without_inert({"dataset": dataset_spec(exp)})["dataset"]
+
+
 def without_inert(spec: dict) -> dict:
-    """A copy of `spec` without its inert entries (see INERT)."""
+    """A copy of `spec` (a group spec, or a part of one) without its inert entries (see
+    INERT)."""
     out = copy.deepcopy(spec)
     for inert in INERT:
         *parents, key = inert.path
         holders = [out]
         for p in parents:
-            holders = [h for node in holders for h in (node[p] if p == "runs" else [node[p]])]
+            nodes = [node[p] for node in holders if p in node]
+            holders = [h for node in nodes for h in (node if p == "runs" else [node])]
         for holder in holders:
             if key in holder and inert.applies(out, holder[key]):
                 del holder[key]

@@ -42,7 +42,7 @@ wildcard_constraints:
 
 
 def dataset_spec(wildcards):
-    return canonical_json(ddconfig.dataset_spec(EXPERIMENTS[wildcards.experiment]))
+    return canonical_json(ddconfig.data_params(EXPERIMENTS[wildcards.experiment]))
 
 
 def group_spec(wildcards):
