@@ -97,3 +97,18 @@ def samplewise_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_data() -> data.Arrays:
     return data.build(mnist1d_spec())
+
+
+def crash_on_call(monkeypatch, module, name: str, n: int):
+    """Make `module.name` raise KeyboardInterrupt on its `n`-th call (a crash mid-training);
+    return the original, to put back."""
+    real, calls = getattr(module, name), []
+
+    def crashing(*args):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(module, name, crashing)
+    return real

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from doubledescent import config, train
-from tests.conftest import SCHEMA
+from tests.conftest import SCHEMA, crash_on_call
 from tests.test_conv_models import image_data
 
 pytestmark = [
@@ -106,15 +106,7 @@ def test_resume_on_cuda_ends_with_the_uninterrupted_numbers(tmp_path, monkeypatc
     spec = config.group_spec("g", exp, "width~4_norm~batch")
     arrays = arrays_for("cnn5")
     whole = train.train_group(spec, arrays, device="cuda", log=lambda s: None)
-    real_epoch, calls = train.train_epoch, []
-
-    def crash_in_third_epoch(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        real_epoch(*args)
-
-    monkeypatch.setattr(train, "train_epoch", crash_in_third_epoch)
+    real_epoch = crash_on_call(monkeypatch, train, "train_epoch", 3)  # in the third epoch
     ckpt = tmp_path / "c.pt"
     kwargs = {"device": "cuda", "checkpoint_path": ckpt, "checkpoint_every": 1}
     with pytest.raises(KeyboardInterrupt):
@@ -122,7 +114,8 @@ def test_resume_on_cuda_ends_with_the_uninterrupted_numbers(tmp_path, monkeypatc
     monkeypatch.setattr(train, "train_epoch", real_epoch)
     lines = []
     resumed = train.train_group(spec, arrays, log=lines.append, **kwargs)
-    assert lines[0] == "resuming from the checkpoint at epoch 2"
+    step = 2 * config.steps_per_epoch(spec["training"], len(arrays.y_train))
+    assert lines[0] == f"resuming from the checkpoint at step {step} (epoch 2)"
     # The same kernels on the same device: the same numbers, to the last bit where cuDNN is
     # deterministic, and within float32 rounding where it picks algorithms per call.
     pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS], rtol=1e-5, atol=1e-6)

@@ -86,6 +86,6 @@ def test_stop_then_rerun_finishes_and_keeps_finished_groups(tmp_path, sig):
     assert small.stat().st_mtime_ns == finished  # not retrained
     job_log = (results / "logs" / "train" / "width~16_norm~none.log").read_text()
     if sig == signal.SIGINT:
-        assert "resuming from the checkpoint at epoch 20" in job_log
+        assert "resuming from the checkpoint at step 160 (epoch 20)" in job_log  # 8 steps an epoch
     table = pd.read_parquet(results / "metrics.parquet")
     assert table.run_id.nunique() == 4 and table.epoch.max() == EPOCHS

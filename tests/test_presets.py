@@ -17,5 +17,5 @@ def test_there_are_presets():
 def test_preset_dry_runs(tmp_path, preset):
     proc = snakemake(tmp_path, "-n", "--quiet", "rules", configfile=preset)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    jobs = re.search(r"^train_group\s+(\d+)", proc.stdout, re.M)
+    jobs = re.search(r"^train_group\w*\s+(\d+)", proc.stdout, re.M)  # _reuse: weight reuse
     assert jobs and int(jobs.group(1)) > 0

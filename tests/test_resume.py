@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from doubledescent import checkpoint, config, data, train
-from tests.conftest import SCHEMA
+from tests.conftest import SCHEMA, crash_on_call
 from tests.test_conv_models import image_data
 
 METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
@@ -49,8 +49,11 @@ def spec() -> dict:
     return config.group_spec("resume", exp, "width~256_norm~none")
 
 
+STEPS_PER_EPOCH = 30  # 300 samples in batches of 10
+
+
 def checkpoint_epoch(path) -> int:
-    return torch.load(path, weights_only=False)["progress"]["epoch"]
+    return torch.load(path, weights_only=False)["step"] // STEPS_PER_EPOCH
 
 
 def paused_after_a_checkpoint(folder, ckpt) -> dict:
@@ -97,7 +100,8 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert "resuming from the checkpoint at epoch 3" in rerun.stdout
+    step = 3 * STEPS_PER_EPOCH
+    assert f"resuming from the checkpoint at step {step} (epoch 3)" in rerun.stdout
     assert not ckpt.exists()  # removed once the table is written
 
     resumed = pd.read_parquet(out)
@@ -110,9 +114,12 @@ def test_checkpoint_of_another_spec_is_ignored(tmp_path, small_data):
     other = spec()
     other["training"]["lr"] = 0.01
     group = train.make_group(other, [config.Run(**r) for r in other["runs"]], (40,), 10, "cpu")
-    checkpoint.save(tmp_path / "c.pt", other, group, checkpoint.Progress(epoch=5))
+    group.step = 5
+    checkpoint.save(tmp_path / "c.pt", other, group, checkpoint.Progress(elapsed=2.0))
+    group.step = 0
     assert checkpoint.resume(tmp_path / "c.pt", spec(), group) is None
-    assert checkpoint.resume(tmp_path / "c.pt", other, group).epoch == 5
+    assert checkpoint.resume(tmp_path / "c.pt", other, group).elapsed == 2.0
+    assert group.step == 5
 
 
 def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkeypatch):
@@ -148,15 +155,7 @@ def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkey
     arrays = image_data("cnn5")
     whole = train.train_group(spec, arrays, device="cpu", log=lambda s: None)
 
-    real_epoch, calls = train.train_epoch, []
-
-    def crash_in_third_epoch(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        real_epoch(*args)
-
-    monkeypatch.setattr(train, "train_epoch", crash_in_third_epoch)
+    real_epoch = crash_on_call(monkeypatch, train, "train_epoch", 3)  # in the third epoch
     ckpt = tmp_path / "c.pt"
     with pytest.raises(KeyboardInterrupt):
         train.train_group(
@@ -167,5 +166,5 @@ def test_conv_group_resumes_after_a_crash_with_the_same_numbers(tmp_path, monkey
     resumed = train.train_group(
         spec, arrays, device="cpu", log=lines.append, checkpoint_path=ckpt, checkpoint_every=1
     )
-    assert lines[0] == "resuming from the checkpoint at epoch 2"
+    assert lines[0] == "resuming from the checkpoint at step 6 (epoch 2)"  # 3 batches of 16
     pd.testing.assert_frame_equal(resumed[METRICS], whole[METRICS])

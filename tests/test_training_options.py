@@ -136,7 +136,7 @@ def test_schedule_step_survives_checkpoint_and_resume(tmp_path, small_data):
     group, data, _ = stacked_group(exp, small_data, "width~6_norm~none")
     train.train_epoch(group, data, spec["training"]["batch_size"])
     assert group.step == math.ceil(300 / 64)
-    checkpoint.save(tmp_path / "c.pt", spec, group, checkpoint.Progress(epoch=1))
+    checkpoint.save(tmp_path / "c.pt", spec, group, checkpoint.Progress())
     resumed = train.train_group(
         spec,
         small_data,

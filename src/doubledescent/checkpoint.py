@@ -1,7 +1,8 @@
 """Checkpoints of a training group, so a killed job resumes where it stopped.
 
-A checkpoint holds everything the next epoch depends on (parameters, batchnorm statistics,
-optimizer state, the step count of the learning-rate schedule, every run's random streams)
+A checkpoint holds everything the next step depends on (parameters, batchnorm statistics,
+optimizer state, the step count of the schedule and the budget, every run's random streams,
+the runs that stopped at zero train error)
 plus the rows evaluated so far, so a resumed job ends with exactly the numbers of an
 uninterrupted one. It is written atomically and tagged with the group spec it belongs to;
 a checkpoint of another spec is ignored.
@@ -25,16 +26,19 @@ GENERATORS = ("order_gens", "dropout_gens", "augment_gens")
 
 @dataclass
 class Progress:
-    """How far a group got: the last finished epoch, its rows, the time spent so far."""
+    """How far a group got (its step count is the group's): its rows, the time spent so far,
+    and the current epoch's minibatch order where a save falls inside an epoch (steps
+    budgets), so that the rest of that epoch takes the same batches."""
 
-    epoch: int = 0
     rows: list[dict] = field(default_factory=list)
     elapsed: float = 0.0
+    order: torch.Tensor | None = None
 
 
-# Bumped when the saved state changes shape (2: doubledescent.optim's state, not torch.optim's),
-# so that an older checkpoint is ignored, not misread.
-FORMAT = 2
+# Bumped when the saved state changes shape (2: doubledescent.optim's state, not torch.optim's;
+# 3: the step count as position, the order within an epoch, frozen runs), so that an older
+# checkpoint is ignored, not misread.
+FORMAT = 3
 
 
 def _tag(spec: dict) -> str:
@@ -49,6 +53,7 @@ def save(path: str | Path, spec: dict, group, progress: Progress) -> None:
         **{name: [g.get_state() for g in getattr(group, name)] for name in GENERATORS},
         "diverged_epoch": group.diverged_epoch,
         "step": group.step,
+        "frozen": group.frozen,
         "progress": vars(progress),
     }
     with atomic_path(path) as tmp:
@@ -89,4 +94,8 @@ def resume(path: str | Path, spec: dict, group) -> Progress | None:
             g.set_state(s)
     group.diverged_epoch = state["diverged_epoch"]
     group.step = state["step"]
-    return Progress(**state["progress"])
+    group.frozen = state["frozen"]
+    progress = Progress(**state["progress"])
+    if progress.order is not None:  # loaded to the CPU; the batches are gathered on the device
+        progress.order = progress.order.to(next(group.model.parameters()).device)
+    return progress

@@ -55,6 +55,9 @@ def _train_group(args) -> None:
     from doubledescent.provenance import now
 
     spec = _json(args.spec, "--spec")
+    out, *weights = args.out
+    # Under weight reuse the groups' final weights lie side by side (the rule's second output).
+    weights_in = weights and spec.get("reuse_from")
     table = train.train_group(
         spec,
         data.load(args.data),
@@ -63,9 +66,11 @@ def _train_group(args) -> None:
         log=_log,
         checkpoint_path=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
+        weights_in=Path(weights[0]).with_name(f"{weights_in}.pt") if weights_in else None,
+        weights_out=weights[0] if weights else None,
     )
     # Where and when, for provenance: on a cluster each group may run on another node.
-    write_table(table.assign(hostname=platform.node(), finished_at=now()), args.out)
+    write_table(table.assign(hostname=platform.node(), finished_at=now()), out)
     if args.checkpoint:  # the table is the result now; the checkpoint has done its job
         Path(args.checkpoint).unlink(missing_ok=True)
 
@@ -129,11 +134,18 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train one group of runs, write its metrics table")
     s.add_argument("--spec", required=True, help="a group spec (config.group_spec), as JSON")
     s.add_argument("--data", required=True, help="the prepared dataset (.npz)")
-    s.add_argument("--out", required=True, help="the group's metrics (.parquet)")
+    s.add_argument(
+        "--out",
+        nargs="+",
+        required=True,
+        help="the group's metrics (.parquet); under weight reuse, then its final weights (.pt)",
+    )
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--threads", type=int, default=1, help="torch threads on the CPU")
     s.add_argument("--checkpoint", help="resume from / save the training state to this file")
-    s.add_argument("--checkpoint-every", type=int, default=25, help="epochs between saves")
+    s.add_argument(
+        "--checkpoint-every", type=int, default=25, help="epochs between saves (see train.Plan)"
+    )
     s.set_defaults(func=_train)
 
     s = sub.add_parser("collect", help="concatenate group tables into the experiment's table")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import jsonschema
@@ -52,12 +53,14 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 def validate(config: dict, schema_path: str | Path) -> dict:
     """Validate `config` against the schema, fill in defaults, check what a schema can't."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    given = copy.deepcopy(config)
     config = copy.deepcopy(config)
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(_one_line(best))
     for name, exp in config["experiments"].items():
+        _resolve_budget(f"config.experiments.{name}.training", given["experiments"][name], exp)
         _check_experiment(name, exp)
     _check_distinct_folders(config["experiments"])
     return config
@@ -107,12 +110,36 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"{where}.training.augment: crops and flips need an image model "
             f"({image_models}), not {exp['model']['name']}"
         )
-    epochs = exp["training"]["epochs"]
-    evals = exp["training"]["eval_epochs"]
-    if isinstance(evals, list) and max(evals) > epochs:
+    tr = exp["training"]
+    unit = "steps" if "steps" in tr else "epochs"
+    last, evals = tr[unit], tr[f"eval_{unit}"]
+    if isinstance(evals, list) and max(evals) > last:
         raise ConfigError(
-            f"{where}.training.eval_epochs: epoch {max(evals)} is past the last epoch ({epochs})"
+            f"{where}.training.eval_{unit}: {unit[:-1]} {max(evals)} is past the last "
+            f"{unit[:-1]} ({last})"
         )
+    if ("weight_reuse" in tr or "init" in exp["model"]) and exp["model"]["name"] != "mlp":
+        key = "training.weight_reuse" if "weight_reuse" in tr else "model.init"
+        raise ConfigError(f"{where}.{key}: only the mlp supports it, not {exp['model']['name']}")
+
+
+def _resolve_budget(where: str, given: dict, exp: dict) -> None:
+    """Exactly one budget: `epochs` (the default, 500) or `steps`, each with its own evaluation
+    points. A steps budget drops the epoch keys that the schema filled in, so its spec holds
+    no unused epoch count; an epochs budget is left exactly as before steps existed."""
+    tr, asked = exp["training"], given.get("training", {})
+    if "steps" not in tr:
+        if "eval_steps" in asked:
+            raise ConfigError(f"{where}.eval_steps: needs a steps budget (training.steps)")
+        return
+    for key in ("epochs", "eval_epochs"):
+        if key in asked:
+            other = "steps" if key == "epochs" else "eval_steps"
+            raise ConfigError(
+                f"{where}: give either {key} or steps, not both (with steps, use {other})"
+            )
+        del tr[key]
+    tr.setdefault("eval_steps", 20)
 
 
 def _check_model_fits_data(where: str, model: str, dataset: str) -> None:
@@ -182,36 +209,71 @@ class Run:
     dropout: float = 0.0
     batchnorm: bool = False
     n_train: int | None = None  # a size of a sample-wise sweep; None: the single n_train
+    label_noise: float | None = None  # a rate of a label-noise sweep; None: the single rate
 
     @property
     def run_id(self) -> str:
-        return (
-            f"{_size_prefix(self.n_train)}width~{self.width}_reg~{self.regularizer}"
-            f"_seed~{self.seed}"
-        )
+        return f"{_prefix(self)}width~{self.width}_reg~{self.regularizer}_seed~{self.seed}"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _size_prefix(n_train: int | None) -> str:
-    """What run and group ids start with in a sample-wise sweep; nothing otherwise."""
-    return "" if n_train is None else f"n~{n_train}_"
+SWEPT = ("n_train", "label_noise")  # the data conditions an experiment may sweep
+
+
+def _prefix(run: Run) -> str:
+    """What run and group ids start with in a label-noise or sample-wise sweep (`noise~0.1_`,
+    `n~1000_`); nothing otherwise."""
+    noise = "" if run.label_noise is None else f"{noise_name(run.label_noise)}_"
+    return noise + ("" if run.n_train is None else f"n~{run.n_train}_")
+
+
+def noise_name(rate: float) -> str:
+    """A swept noise rate in file and group names: `noise~0.1`."""
+    return f"noise~{rate:g}"
+
+
+def sweeps(exp: dict, key: str) -> bool:
+    """Whether the dataset's `key` (n_train, label_noise) is a list of values to sweep."""
+    return isinstance(exp["dataset"][key], list)
+
+
+def swept_values(exp: dict, key: str) -> list:
+    """The dataset's values of `key`, ascending (one, where it is a number)."""
+    value = exp["dataset"][key]
+    return sorted(value) if isinstance(value, list) else [value]
+
+
+def sweeps_noise(exp: dict) -> bool:
+    """Whether `dataset.label_noise` is a list of rates."""
+    return sweeps(exp, "label_noise")
+
+
+def noise_levels(exp: dict) -> list[float]:
+    """The label-noise rates, ascending."""
+    return swept_values(exp, "label_noise")
 
 
 def sweeps_sizes(exp: dict) -> bool:
     """Whether `dataset.n_train` is a list of training-set sizes (sample-wise double descent)."""
-    return isinstance(exp["dataset"]["n_train"], list)
+    return sweeps(exp, "n_train")
 
 
 def train_sizes(exp: dict) -> list[int]:
-    """The training-set sizes, ascending (one, where n_train is a number)."""
-    n_train = exp["dataset"]["n_train"]
-    return sorted(n_train) if isinstance(n_train, list) else [n_train]
+    """The training-set sizes, ascending."""
+    return swept_values(exp, "n_train")
 
 
-def dataset_spec(exp: dict) -> dict:
-    """What the prepared dataset is built from: in a sweep, the largest size.
+def data_name(label_noise: float | None = None) -> str:
+    """The prepared dataset's file under the experiment's folder, without `.npz`: `data`,
+    or in a noise sweep one per rate, `data/noise~0.1`."""
+    return "data" if label_noise is None else f"data/{noise_name(label_noise)}"
+
+
+def dataset_spec(exp: dict, label_noise: float | None = None) -> dict:
+    """What the prepared dataset is built from: in a sweep of sizes, the largest size; in a
+    sweep of noise rates, the rate `label_noise` (one dataset per rate).
 
     One dataset per experiment, not one per size: the sizes are nested subsets of its
     training samples (data.nested_subset, taken by each training job), so every size shares
@@ -219,7 +281,10 @@ def dataset_spec(exp: dict) -> dict:
     training samples it fits. Separately built datasets would each draw their own test set
     (MNIST-1D and digits split one generated pool by n_train) and their own noise.
     """
-    return {**exp["dataset"], "n_train": max(train_sizes(exp))}
+    if sweeps_noise(exp) != (label_noise is not None):
+        raise ValueError("a label-noise sweep prepares one dataset per rate: name the rate")
+    spec = {**exp["dataset"], "n_train": max(train_sizes(exp))}
+    return spec if label_noise is None else {**spec, "label_noise": label_noise}
 
 
 def variants(exp: dict) -> dict[str, dict]:
@@ -245,11 +310,13 @@ def family(regularizer: str) -> str:
 
 
 def runs(exp: dict) -> list[Run]:
-    """All runs of an experiment, in a stable order (n_train, width, regularizer as listed,
-    seed)."""
+    """All runs of an experiment, in a stable order (noise rate, n_train, width, regularizer
+    as listed, seed)."""
     sizes = train_sizes(exp) if sweeps_sizes(exp) else [None]
+    rates = noise_levels(exp) if sweeps_noise(exp) else [None]
     return [
-        Run(width=w, regularizer=name, seed=s, n_train=n, **reg)
+        Run(width=w, regularizer=name, seed=s, n_train=n, label_noise=q, **reg)
+        for q in rates
         for n in sizes
         for w in sorted(exp["widths"])
         for name, reg in variants(exp).items()
@@ -265,7 +332,7 @@ def group_id(run: Run) -> str:
     """Runs that share a training set and a network shape (width, layer structure) train
     together; without a sweep the id names the shape only, as it did before sweeps."""
     norm = "batch" if run.batchnorm else "none"
-    return f"{_size_prefix(run.n_train)}width~{run.width}_norm~{norm}"
+    return f"{_prefix(run)}width~{run.width}_norm~{norm}"
 
 
 def groups(exp: dict) -> dict[str, list[Run]]:
@@ -286,12 +353,14 @@ def group_spec(name: str, exp: dict, gid: str) -> dict:
     spec = {
         "experiment": name,
         "group": gid,
-        "dataset": dataset_spec(exp),
+        "dataset": dataset_spec(exp, members[0].label_noise),
         "model": exp["model"],
         "training": exp["training"],
         "width": members[0].width,
         "runs": [r.to_dict() for r in members],
         "n_train": members[0].n_train,  # in a sweep, the subset of the prepared dataset it fits
+        # Under weight reuse, the group whose final weights this one starts from.
+        "reuse_from": reuse_source(exp, gid),
     }
     return without_inert(spec)
 
@@ -317,11 +386,13 @@ class Inert:
 # the inert ones. A new spec key (an option of training, model, dataset or a run) gets a
 # line here with its default, and the code that reads it takes that default where the key is
 # absent, so that adding it retrains no finished group; tests/test_config.py pins the
-# default config's keys. A sweep's size came after the freeze; the conv nets' layers are
-# fixed.
+# default config's keys. Sweeps of sizes and of label noise and weight reuse came after the
+# freeze; the conv nets' layers are fixed.
 INERT = (
     Inert(("n_train",)),
     Inert(("runs", "n_train")),
+    Inert(("runs", "label_noise")),
+    Inert(("reuse_from",)),
     Inert(("model", "depth"), read_by=("mlp",)),
     Inert(("model", "batchnorm_position"), read_by=("mlp",)),
 )
@@ -332,11 +403,12 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def data_params(exp: dict) -> dict:
-    """The prepare_data rule's params (its rerun key): the dataset spec less its inert
-    entries, by the group specs' rule, so that a new dataset option at its default neither
-    rebuilds the data nor, through it, retrains the groups."""
-    return without_inert({"dataset": dataset_spec(exp)})["dataset"]
+def data_params(exp: dict, label_noise: float | None = None) -> dict:
+    """The prepare_data rule's params (its rerun key): the dataset spec (of the rate
+    `label_noise`, in a noise sweep) less its inert entries, by the group specs' rule, so
+    that a new dataset option at its default neither rebuilds the data nor, through it,
+    retrains the groups."""
+    return without_inert({"dataset": dataset_spec(exp, label_noise)})["dataset"]
 
 
 def without_inert(spec: dict) -> dict:
@@ -355,12 +427,49 @@ def without_inert(spec: dict) -> dict:
     return out
 
 
-def eval_epochs(training: dict) -> list[int]:
-    """Epochs after which a run is evaluated: log-spaced by default, always the last one."""
-    epochs, spec = training["epochs"], training["eval_epochs"]
+def reuse_source(exp: dict, gid: str) -> str | None:
+    """Under `training.weight_reuse`, the group that group `gid` starts from: the same data and
+    layer structure at the next smaller width, where `gid`'s width is below `below_width`
+    and not the smallest; else None (a fresh initialization)."""
+    reuse = exp["training"].get("weight_reuse")
+    run = groups(exp)[gid][0]
+    smaller = [w for w in exp["widths"] if w < run.width]
+    if reuse is None or run.width >= reuse["below_width"] or not smaller:
+        return None
+    return group_id(replace(run, width=max(smaller)))
+
+
+def schedule_points(spec, last: int) -> set[int]:
+    """`spec` points from 1 to `last` (n log-spaced, or a list), always with the last."""
     if isinstance(spec, list):
         chosen = set(spec)
-    else:  # n points from epoch 1 to the last; a single point is the last epoch
-        points = np.geomspace(1, epochs, spec) if spec > 1 else []
+    else:  # n points from 1 to the last; a single point is the last
+        points = np.geomspace(1, last, spec) if spec > 1 else []
         chosen = set(np.round(points).astype(int).tolist())
-    return sorted(chosen | {epochs})
+    return chosen | {last}
+
+
+def eval_epochs(training: dict) -> list[int]:
+    """Epochs after which a run is evaluated (an epochs budget): log-spaced by default,
+    always the last one."""
+    return sorted(schedule_points(training["eval_epochs"], training["epochs"]))
+
+
+def steps_per_epoch(training: dict, n: int) -> int:
+    """Gradient steps of one pass over `n` samples (the last batch may be short)."""
+    return math.ceil(n / training["batch_size"])
+
+
+def budget_steps(training: dict, n: int) -> int:
+    """The gradient steps a run on `n` samples takes: `steps`, or epochs x steps per epoch."""
+    if "steps" in training:
+        return training["steps"]
+    return training["epochs"] * steps_per_epoch(training, n)
+
+
+def eval_steps(training: dict, n: int) -> list[int]:
+    """The gradient steps after which a run on `n` samples is evaluated: those of
+    `eval_steps` under a steps budget, the ends of the `eval_epochs` under an epochs budget."""
+    if "steps" in training:
+        return sorted(schedule_points(training["eval_steps"], training["steps"]))
+    return [e * steps_per_epoch(training, n) for e in eval_epochs(training)]

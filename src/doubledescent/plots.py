@@ -141,6 +141,9 @@ def memorization(
     fig = _size_curves(df, ["noisy_fit"], size, errorbar, tol)
     for ax in fig.axes:
         ax.set_ylim(-0.02, 1.02)  # a fraction: the full range shows how far from memorized
+        if not any(len(line.get_xydata()) for line in ax.lines if line.get_linestyle() == "-"):
+            # A noise level of 0 (in a noise sweep): nothing to fit, and an empty panel says so.
+            ax.text(0.5, 0.5, "no noisy labels", ha="center", transform=ax.transAxes, color="0.4")
     return fig
 
 
@@ -259,15 +262,22 @@ def _facets(df: pd.DataFrame, rows: list[str] = results.CONDITIONS, **kw):
     return fig, panels
 
 
+def _time(df: pd.DataFrame) -> str:
+    """The training-time axis: the epoch where every evaluation ends an epoch (epochs
+    budgets), else the gradient step (steps budgets, whose evaluations fall mid-epoch)."""
+    return "epoch" if (df["epoch"] % 1 == 0).all() else "step"
+
+
 def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
-    """Heatmaps of test error (mean over seeds) over model size x evaluation epoch."""
-    keys = [*results.CONDITIONS, "regularizer", size, "epoch"]
+    """Heatmaps of test error (mean over seeds) over model size x evaluation epoch (or step)."""
+    time = _time(df)
+    keys = [*results.CONDITIONS, "regularizer", size, time]
     means = results.seed_stats(df[~df["diverged"]], "test_error", keys)
     with style():
         fig, panels = _facets(means)
         for ax, sub in panels:
             # Largest model on top, as in Nakkiran et al.; columns are the evaluated epochs.
-            grid = sub.pivot(index=size, columns="epoch", values="mean").sort_index(ascending=False)
+            grid = sub.pivot(index=size, columns=time, values="mean").sort_index(ascending=False)
             sns.heatmap(
                 grid,
                 ax=ax,
@@ -278,7 +288,7 @@ def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
                 xticklabels=_sparse(grid.columns),
                 yticklabels=_sparse(grid.index),
             )
-            ax.set(xlabel="epoch", ylabel=SIZE_LABELS[size])
+            ax.set(xlabel=time, ylabel=SIZE_LABELS[size])
             ax.tick_params(axis="y", labelrotation=0)
         fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label="test error", shrink=0.9)
     return fig
@@ -344,8 +354,10 @@ def _sparse(labels, most: int = 7) -> list[str]:
 
 
 def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> plt.Figure:
-    """Test error against epoch for the smallest, threshold and largest width, band over seeds."""
+    """Test error against epoch (or step) for the smallest, threshold and largest width, band
+    over seeds."""
     colors = palette(WIDTH_ROLES, "crest")  # sequential: light for small, dark for large
+    time = _time(df)
     with style():
         fig, panels = _facets(df, sharey=True)
         for ax, sub in panels:
@@ -353,7 +365,7 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
                 run = sub[(sub["width"] == width) & ~sub["diverged"]]
                 sns.lineplot(
                     data=run,
-                    x="epoch",
+                    x=time,
                     y="test_error",
                     color=colors[role],
                     errorbar=_errorbar(errorbar),
@@ -362,7 +374,7 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
                     ax=ax,
                 )
             _log_x(ax, plain=True)
-            ax.set(xlabel="epoch", ylabel=Y_LABELS["test_error"])
+            ax.set(xlabel=time, ylabel=Y_LABELS["test_error"])
             ax.legend(frameon=False, fontsize=7)
         sns.despine(fig)
     return fig

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from doubledescent.architectures import forward_macs as model_macs
-from doubledescent.config import eval_epochs, train_sizes
+from doubledescent.config import budget_steps, eval_steps, train_sizes
 from doubledescent.data import SOURCES
 
 
@@ -67,12 +67,15 @@ def train_seconds(
     """The seconds that training `n_runs` runs of one width on `n_train` samples (default:
     the largest size) takes, on one CPU thread like the measured ones or, with `gpu`, one
     GPU: forward+backward = 6 FLOP per multiply-add, evaluations (forward passes over the
-    train, test and validation sets) 2, plus a fixed cost per gradient step."""
+    train, test and validation sets) 2, plus a fixed cost per gradient step. Under weight
+    reuse or stopping at zero train error, runs may stop early: still the whole budget."""
     tr, ds = exp["training"], exp["dataset"]
     n = max(train_sizes(exp)) if n_train is None else n_train
-    steps = math.ceil(n / tr["batch_size"]) * tr["epochs"]
-    evaluated = (n + ds["n_test"]) * len(eval_epochs(tr))
-    flop = (6 * n * tr["epochs"] + 2 * evaluated) * forward_macs(exp, width) * n_runs
+    steps = budget_steps(tr, n)
+    # Samples seen: steps x batch under a steps budget (whatever n is), else epochs x n.
+    samples = tr["steps"] * tr["batch_size"] if "steps" in tr else n * tr["epochs"]
+    evaluated = (n + ds["n_test"]) * len(eval_steps(tr, n))
+    flop = (6 * samples + 2 * evaluated) * forward_macs(exp, width) * n_runs
     if gpu:
         return flop / GPU_FLOP_PER_SECOND + steps * GPU_STEP_SECONDS
     cpu = CPU_SPEED[exp["model"]["name"]]

@@ -23,6 +23,7 @@ KEY_COLUMNS = [
     "batchnorm",
     "seed",
     "epoch",
+    "step",
     "train_loss",
     "train_error",
     "train_error_clean",

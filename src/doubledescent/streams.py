@@ -17,6 +17,9 @@ STREAMS = {
     "order": 1,
     "dropout": 2,
     "augment": 3,
+    # Weight reuse's initialization of a grown network's new units (introduced 2026-12-01
+    # with key 4, the validation split's: moved to its own the same day).
+    "reuse": 9,
     # Data, per dataset seed. The validation split and a sweep's subsets keep their keys;
     # label noise and the train/test subsampling of fixed pools drew from training's keys
     # until 2026-12 and moved to their own.

@@ -62,18 +62,27 @@ def final_outputs(experiments: dict, results: str = RESULTS) -> list[str]:
     return out
 
 
-def _one_of(names) -> str:
-    """A regex matching exactly the given names."""
+def one_of(names) -> str:
+    """A regex matching exactly the given names; one that matches nothing if none (Snakemake
+    ignores an empty constraint)."""
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
 
 
 def wildcard_constraints(experiments: dict) -> dict[str, str]:
     """Snakemake's wildcard patterns: exactly the config's experiments, their training groups
-    (config.group_id's ids, enumerated rather than re-encoded as a pattern) and the
-    figures, so a file of no such group or figure matches no rule."""
+    (config.group_id's ids, enumerated rather than re-encoded as a pattern), their prepared
+    datasets (config.data_name's, one per rate in a noise sweep) and the figures, so a file
+    of no such group, dataset or figure matches no rule."""
     groups = {gid for exp in experiments.values() for gid in config.groups(exp)}
+    data = {config.data_name(q) for exp in experiments.values() for q in data_rates(exp)}
     return {
-        "experiment": _one_of(experiments),
-        "group": _one_of(groups),
-        "figure": _one_of(FIGURES),
+        "experiment": one_of(experiments),
+        "group": one_of(groups),
+        "data": one_of(data),
+        "figure": one_of(FIGURES),
     }
+
+
+def data_rates(exp: dict) -> list[float | None]:
+    """The label-noise rates an experiment prepares a dataset for; None: its single rate."""
+    return config.noise_levels(exp) if config.sweeps_noise(exp) else [None]

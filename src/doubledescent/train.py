@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doubledescent import augment, checkpoint, models, optim, streams
-from doubledescent.config import MODEL_INPUTS, Run, eval_epochs
+from doubledescent import augment, checkpoint, config, models, optim, reuse, streams
+from doubledescent.config import MODEL_INPUTS, Run
 from doubledescent.data import Arrays, nested_subset
 from doubledescent.errors import UserError
 from doubledescent.models.layers import Mask
@@ -100,7 +100,10 @@ class Group:
     dropout_gens: list[torch.Generator]
     augment_gens: list[torch.Generator]
     diverged_epoch: list[int | None] = field(default_factory=list)
-    step: int = 0  # gradient steps taken, for the learning-rate schedule
+    step: int = 0  # gradient steps taken, for the learning-rate schedule and the budget
+    # Runs that stopped updating (training.stop_at_zero_train_error): (R,) booleans, on the
+    # CPU so that checking them each step never waits for the GPU.
+    frozen: torch.Tensor | None = None
     bf16: bool = False  # forward passes of training under bfloat16 autocast
 
 
@@ -120,6 +123,8 @@ def learning_rate(training: dict, step: int) -> float:
         return lr
     if schedule == "inverse_sqrt":
         return lr / math.sqrt(1 + step // training["schedule_steps"])
+    if schedule == "step":
+        return lr * training.get("schedule_gamma", 0.9) ** (step // training["schedule_steps"])
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
@@ -156,6 +161,7 @@ def make_group(
         dropout_gens=dropout_gens,
         augment_gens=[generator(r.seed, "augment", device) for r in runs],
         diverged_epoch=[None] * len(runs),
+        frozen=torch.zeros(len(runs), dtype=torch.bool),
         bf16=uses_bf16(tr["precision"], spec["model"]["name"], torch.device(device)),
     )
 
@@ -242,17 +248,51 @@ def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     group.step += 1
 
 
-def train_epoch(group: Group, data: Tensors, batch_size: int) -> None:
+def train_epoch(
+    group: Group, data: Tensors, batch_size: int, order=None, batches: range | None = None
+) -> None:
+    """The batches `batches` (all) of an epoch in the runs' orders `order` (drawn anew)."""
     group.model.train()
     n = data.x_train.shape[0]
-    order = epoch_order(group, n, data.x_train.device)
+    if order is None:
+        order = epoch_order(group, n, data.x_train.device)
     augments = augment.enabled(group.training["augment"])
-    for start in range(0, n, batch_size):
-        idx = order[:, start : start + batch_size]
+    if batches is None:
+        batches = range(config.steps_per_epoch({"batch_size": batch_size}, n))
+    for b in batches:
+        idx = order[:, b * batch_size : (b + 1) * batch_size]
         xb = gather(data.x_train, idx)
         if augments:
             xb = augment.augment(xb, group.augment_gens, group.training["augment"])
-        train_step(group, xb, gather(data.y_train, idx))
+        masked_step(group, xb, gather(data.y_train, idx))
+
+
+def masked_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
+    """A train step that leaves frozen runs as they are: their parameters and batchnorm
+    statistics are put back after it (stacked tensors hold the runs along dim 0). With every
+    run frozen, nothing is computed at all."""
+    frozen = group.frozen
+    if frozen is None or not frozen.any():
+        train_step(group, xb, yb)
+        return
+    if frozen.all():
+        group.step += 1
+        return
+    state = list(group.model.parameters()) + list(group.model.buffers())
+    rows = frozen.nonzero().flatten().to(xb.device)
+    kept = [t.detach()[rows].clone() for t in state]
+    train_step(group, xb, yb)
+    with torch.no_grad():
+        for t, k in zip(state, kept):
+            t[rows] = k
+
+
+@torch.no_grad()
+def freeze_interpolating(group: Group, data: Tensors) -> None:
+    """Freeze the runs whose train error on their labels is 0 now."""
+    wrong = (predict(group.model, data.x_train).argmax(-1) != data.y_train).any(1)
+    group.frozen |= ~wrong.cpu()
+    group.model.train()
 
 
 def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -307,13 +347,13 @@ def evaluate(model: nn.Module, data: Tensors, loss: str) -> dict[str, torch.Tens
     }
 
 
-def _rows(group: Group, epoch: int, metrics: dict, elapsed: float) -> list[dict]:
+def _rows(group: Group, plan: Plan, metrics: dict, elapsed: float) -> list[dict]:
     values = {k: v.double().cpu().numpy() for k, v in metrics.items()}
-    rows = []
+    epoch, rows = plan.epoch(group.step), []
     for i, run in enumerate(group.runs):
         if group.diverged_epoch[i] is None and not math.isfinite(values["train_loss"][i]):
             group.diverged_epoch[i] = epoch
-        row = {"run_id": run.run_id, **run.to_dict(), "epoch": epoch}
+        row = {"run_id": run.run_id, **run.to_dict(), "epoch": epoch, "step": group.step}
         row.update({k: float(v[i]) for k, v in values.items()})
         row["diverged"] = group.diverged_epoch[i] is not None
         row["wall_time"] = elapsed
@@ -335,39 +375,107 @@ def train_group(
     dtype=torch.float32,
     checkpoint_path=None,
     checkpoint_every: int = 0,
+    weights_in=None,
+    weights_out=None,
 ) -> pd.DataFrame:
-    """Train every run of a group spec; return one tidy row per run and evaluation epoch.
+    """Train every run of a group spec; return one tidy row per run and evaluation point.
 
-    With `checkpoint_path`, the state is saved every `checkpoint_every` epochs and a rerun
-    resumes from the last save, ending with the same numbers as an uninterrupted run.
+    The budget is `training.steps` gradient steps, or `epochs` passes over the data. With
+    `checkpoint_path`, the state is saved every `checkpoint_every` epochs (under a steps
+    budget: every as many steps as that many epochs of the whole prepared training set take,
+    the same for every size of a sweep) and a rerun resumes from the last save, ending with
+    the same numbers as an uninterrupted run. Under weight reuse, `weights_in` holds the
+    final weights of the group that `spec["reuse_from"]` names, and the group's own final
+    weights are written to `weights_out`.
     """
     dev = resolve_device(device)
     set_threads(dev, threads)
+    full = len(arrays.y_train)
     if spec.get("n_train"):  # one size of a sample-wise sweep: its subset of the prepared data
         arrays = nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
     runs = [Run(**r) for r in spec["runs"]]
     shape = input_shape(spec, arrays)
     data = Tensors.from_arrays(arrays, dev, dtype, shape)
     group = make_group(spec, runs, shape, arrays.num_classes, dev, dtype)
+    if "reuse_from" in spec:
+        gens = [generator(r.seed, "reuse") for r in runs]
+        reuse.grow(group.model, runs, reuse.load(weights_in), gens)
     tr = spec["training"]
-    evals = set(eval_epochs(tr))
+    plan = Plan.of(tr, len(arrays.y_train), full, checkpoint_every if checkpoint_path else 0)
     progress = checkpoint.resume(checkpoint_path, spec, group) if checkpoint_path else None
     if progress:
-        log(f"resuming from the checkpoint at epoch {progress.epoch}")
+        log(f"resuming from the checkpoint at {plan.where(group.step)}")
     if group.bf16:
         log("training forward passes in bfloat16 autocast (training.precision)")
     progress = progress or checkpoint.Progress()
     start = time.perf_counter() - progress.elapsed
-    for epoch in range(progress.epoch + 1, tr["epochs"] + 1):
-        train_epoch(group, data, tr["batch_size"])
-        progress.epoch, progress.elapsed = epoch, time.perf_counter() - start
-        if epoch in evals:
-            new = _rows(group, epoch, evaluate(group.model, data, tr["loss"]), progress.elapsed)
+    while group.step < plan.budget:
+        position = group.step % plan.per_epoch
+        if position == 0:
+            progress.order = epoch_order(group, data.x_train.shape[0], dev)
+        stop = plan.next_stop(group.step)
+        batches = range(position, position + stop - group.step)
+        train_epoch(group, data, tr["batch_size"], progress.order, batches)
+        progress.elapsed = time.perf_counter() - start
+        if group.step % plan.per_epoch == 0:
+            progress.order = None  # the epoch is done: the next draws its own order
+            if tr.get("stop_at_zero_train_error"):
+                freeze_interpolating(group, data)
+        if group.step in plan.evals:
+            metrics = evaluate(group.model, data, tr["loss"])
+            new = _rows(group, plan, metrics, progress.elapsed)
             progress.rows.extend(new)
-            log(progress_line(new, epoch, tr["epochs"], progress.elapsed))
-        if checkpoint_path and checkpoint_every and epoch % checkpoint_every == 0:
+            log(progress_line(new, plan, group.step, progress.elapsed))
+        if plan.saves_at(group.step):
             checkpoint.save(checkpoint_path, spec, group, progress)
+    if weights_out:
+        reuse.save(weights_out, group.model, runs)
     return _table(spec, arrays, group, progress.rows, dev)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """When a group's training stops, evaluates and saves, in gradient steps."""
+
+    per_epoch: int  # steps of one pass over the group's training set
+    budget: int
+    evals: frozenset[int]
+    save_every: int  # 0: no checkpoints
+
+    @classmethod
+    def of(cls, training: dict, n: int, n_prepared: int, checkpoint_every: int) -> Plan:
+        """The plan of runs on `n` samples, of a prepared training set of `n_prepared`."""
+        per_epoch = config.steps_per_epoch(training, n)
+        # A steps budget saves as often for every size of a sweep (as an epoch of the whole
+        # set would), not every few steps of a small one.
+        unit = config.steps_per_epoch(training, n_prepared if "steps" in training else n)
+        return cls(
+            per_epoch=per_epoch,
+            budget=config.budget_steps(training, n),
+            evals=frozenset(config.eval_steps(training, n)),
+            save_every=checkpoint_every * unit,
+        )
+
+    def saves_at(self, step: int) -> bool:
+        """Whether a checkpoint is due after `step` (none once the budget is spent)."""
+        return bool(self.save_every) and step % self.save_every == 0 and step < self.budget
+
+    def next_stop(self, step: int) -> int:
+        """The next step at which something happens: an epoch ends, an evaluation or a save
+        is due, or the budget is spent."""
+        ahead = [s for s in self.evals if s > step]
+        epoch_end = (step // self.per_epoch + 1) * self.per_epoch
+        save = (step // self.save_every + 1) * self.save_every if self.save_every else epoch_end
+        return min([epoch_end, save, self.budget, *ahead])
+
+    def epoch(self, step: int) -> int | float:
+        """Passes over the data after `step` steps: whole under an epochs budget (evaluations
+        fall at epoch ends), fractional under a steps budget."""
+        whole, rest = divmod(step, self.per_epoch)
+        return whole if rest == 0 else step / self.per_epoch
+
+    def where(self, step: int) -> str:
+        return f"step {step} (epoch {self.epoch(step):.4g})"
 
 
 def _table(spec: dict, arrays: Arrays, group: Group, rows: list[dict], dev) -> pd.DataFrame:
@@ -400,11 +508,12 @@ def _table(spec: dict, arrays: Arrays, group: Group, rows: list[dict], dev) -> p
     )
 
 
-def progress_line(rows: list[dict], epoch: int, epochs: int, elapsed: float) -> str:
+def progress_line(rows: list[dict], plan: Plan, step: int, elapsed: float) -> str:
     df = pd.DataFrame(rows)
-    eta = elapsed / epoch * (epochs - epoch)
+    eta = elapsed / step * (plan.budget - step)
     return (
-        f"epoch {epoch}/{epochs}  train_loss {df.train_loss.mean():.4f}  "
+        f"step {step}/{plan.budget}  epoch {plan.epoch(step):.4g}/{plan.epoch(plan.budget):.4g}  "
+        f"train_loss {df.train_loss.mean():.4f}  "
         f"train_err {df.train_error.mean():.4f}  test_err {df.test_error.mean():.4f}  "
         f"diverged {int(df.diverged.sum())}/{len(df)}  "
         f"elapsed {elapsed:.0f}s  eta {eta:.0f}s"

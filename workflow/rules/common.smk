@@ -35,6 +35,10 @@ EXPERIMENTS = CONFIG["experiments"]
 TRAIN_GPUS = ddgpus.per_job(CONFIG["device"])
 if "gpu" not in workflow.global_resources and ddgpus.default_limit(CONFIG["device"]):
     workflow.register_resource("gpu", ddgpus.default_limit(CONFIG["device"]))
+# Experiments whose training jobs pass final weights on to the next width (weight reuse),
+# and the others: two training rules, as only the former write weights.
+REUSING = [name for name, exp in EXPERIMENTS.items() if "weight_reuse" in exp["training"]]
+FRESH = [name for name in EXPERIMENTS if name not in REUSING]
 
 
 wildcard_constraints:
@@ -42,7 +46,24 @@ wildcard_constraints:
 
 
 def dataset_spec(wildcards):
-    return canonical_json(ddconfig.data_params(EXPERIMENTS[wildcards.experiment]))
+    exp = EXPERIMENTS[wildcards.experiment]
+    rate = {ddconfig.data_name(q): q for q in ddtargets.data_rates(exp)}[wildcards.data]
+    return canonical_json(ddconfig.data_params(exp, rate))
+
+
+def data_file(wildcards):
+    """The prepared dataset a group trains on: its noise rate's, in a noise sweep."""
+    exp, runs = _experiment_and_runs(wildcards)
+    name = ddconfig.data_name(runs[0].label_noise)
+    return f"{RESULTS}/{wildcards.experiment}/{name}.npz"
+
+
+def previous_weights(wildcards):
+    """Under weight reuse, the final weights of the group this one starts from (none for
+    the smallest width and those at or above the reuse threshold)."""
+    exp = EXPERIMENTS[wildcards.experiment]
+    source = ddconfig.reuse_source(exp, wildcards.group)
+    return [] if source is None else f"{RESULTS}/{wildcards.experiment}/weights/{source}.pt"
 
 
 def group_spec(wildcards):

@@ -1,8 +1,9 @@
 rule prepare_data:
     output:
-        f"{RESULTS}/{{experiment}}/data.npz",
+        # data.npz; in a label-noise sweep data/noise~<rate>.npz, one per rate
+        f"{RESULTS}/{{experiment}}/{{data}}.npz",
     log:
-        f"{RESULTS}/{{experiment}}/logs/data.log",
+        f"{RESULTS}/{{experiment}}/logs/{{data}}.log",
     conda:
         "../envs/doubledescent.yaml"
     params:

@@ -1,10 +1,12 @@
 rule train_group:
     input:
-        data=rules.prepare_data.output[0],
+        data=data_file,
     output:
         f"{RESULTS}/{{experiment}}/groups/{{group}}.parquet",
     log:
         f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
+    wildcard_constraints:
+        experiment=ddtargets.one_of(FRESH),
     priority: train_priority
     conda:
         "../envs/doubledescent.yaml"
@@ -25,3 +27,17 @@ rule train_group:
         " --out {output} --device {params.device} --threads {threads}"
         " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
         " > {log} 2>&1"
+
+
+# Weight reuse (Belkin et al. 2019): each job also writes its final weights, and a width
+# below the threshold depends on the next smaller width's, so changing a width retrains it
+# and the chain above it. `--out` then names the table and the weights.
+use rule train_group as train_group_reuse with:
+    input:
+        data=data_file,
+        previous=previous_weights,
+    output:
+        f"{RESULTS}/{{experiment}}/groups/{{group}}.parquet",
+        f"{RESULTS}/{{experiment}}/weights/{{group}}.pt",
+    wildcard_constraints:
+        experiment=ddtargets.one_of(REUSING),

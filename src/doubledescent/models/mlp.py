@@ -25,8 +25,12 @@ class StackedMLP(nn.Module):
         num_classes: int,
         batchnorm: bool = False,
         batchnorm_position: str = "before_activation",
+        init: str = "torch",
     ):
         super().__init__()
+        if init not in ("torch", "glorot_uniform"):
+            raise ValueError(f"unknown init {init!r}")
+        self.init = init
         if batchnorm_position not in ("before_activation", "after_activation"):
             raise ValueError(f"unknown batchnorm_position {batchnorm_position!r}")
         self.norm_after = batchnorm_position == "after_activation"
@@ -41,9 +45,16 @@ class StackedMLP(nn.Module):
 
     @torch.no_grad()
     def init_run(self, run: int, generator: torch.Generator) -> None:
-        """Initialize run `run` as nn.Linear does: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+        """Initialize run `run` as nn.Linear does, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+        weights and biases; or Glorot-uniform, U(+-sqrt(6 / (fan_in + fan_out))) weights and
+        zero biases (Glorot & Bengio 2010; Keras' default)."""
         for w, b in zip(self.weights, self.biases):
-            bound = 1 / math.sqrt(w.shape[1])
+            fan_in, fan_out = w.shape[1:]
+            if self.init == "glorot_uniform":
+                w[run] = uniform(w.shape[1:], math.sqrt(6 / (fan_in + fan_out)), generator)
+                b[run] = 0
+                continue
+            bound = 1 / math.sqrt(fan_in)
             w[run] = uniform(w.shape[1:], bound, generator)
             b[run] = uniform(b.shape[1:], bound, generator)
 
@@ -78,4 +89,5 @@ def build(
         num_classes,
         batchnorm,
         spec["batchnorm_position"],
+        spec.get("init", "torch"),  # absent at the default: older specs stay as they were
     )
