@@ -1,6 +1,7 @@
 """The workflow's targets: which figures and files a config leads to, and which group ids
 its wildcards accept, computed without Snakemake (and without torch or matplotlib)."""
 
+import copy
 import re
 import subprocess
 import sys
@@ -112,3 +113,14 @@ def test_a_finished_run_has_exactly_the_final_outputs(tiny_run):
     assert all((tiny_run / p).is_file() for p in expected)
     figures = {str(p.relative_to(tiny_run)) for p in tiny_run.glob("results/tiny/figures/*")}
     assert figures == {p for p in expected if "/figures/" in p}
+
+
+def test_the_data_pattern_names_one_dataset_per_noise_rate():
+    exp = copy.deepcopy(DEFAULT["mnist1d_mlp"])
+    assert accepts(targets.wildcard_constraints({"e": exp}), "data", "data")
+    exp["dataset"]["label_noise"] = [0.0, 0.2]
+    constraints = targets.wildcard_constraints({"e": exp})
+    names = [config.data_name(q) for q in config.noise_levels(exp)]
+    assert all(accepts(constraints, "data", n) for n in names)
+    assert not accepts(constraints, "data", "data")
+    assert not accepts(constraints, "data", config.data_name(0.1))
