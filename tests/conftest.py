@@ -1,9 +1,12 @@
 """Shared fixtures and helpers: the repository's paths, a small MNIST-1D dataset, and the
 workflow run on the tiny config, as a user runs it."""
 
+import json
+import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -29,7 +32,7 @@ def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
         "--configfile",
         str(configfile),
     ]
-    if not any(a.startswith("--profile") for a in args):
+    if not any(a.startswith(("--profile", "--cores")) for a in args):
         cmd += ["--cores", "2"]
     return cmd
 
@@ -45,6 +48,17 @@ def snakemake(workdir, *args, configfile=TINY, timeout=300) -> subprocess.Comple
     )
 
 
+def report(workdir, configfile=TINY) -> dict[str, dict]:
+    """Build `snakemake --report` of a finished run; its entries: path -> name, caption, ..."""
+    proc = snakemake(workdir, "--report", "report.html", configfile=configfile)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (Path(workdir) / "report.html").read_text()
+    entries = re.search(
+        r'<script id="results">\s*var results = (\{.*?\});?\s*</script>', html, re.S
+    )
+    return json.loads(entries[1])
+
+
 def check_tiny_metrics(workdir) -> pd.DataFrame:
     """Assert what any finished run of the tiny config must have written; return its table."""
     cfg = yaml.safe_load(TINY.read_text())["experiments"]["tiny"]
@@ -57,6 +71,9 @@ def check_tiny_metrics(workdir) -> pd.DataFrame:
     for col in ["train_error", "train_error_clean", "test_error", "noisy_fit"]:
         assert df[col].between(0, 1).all(), col
     assert (df.train_loss > 0).all() and (df.test_loss > 0).all()
+    ds = cfg["dataset"]
+    noisy = data.noisy_label_error(df.test_error, ds["label_noise"], 10, "random_class")
+    np.testing.assert_allclose(df.test_error_noisy, noisy)
     assert set(df.regularizer) == set(cfg["regularizers"])
     return df
 

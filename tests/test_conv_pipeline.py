@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from doubledescent import results
-from tests.conftest import REPO, snakemake
+from doubledescent import data, results
+from tests.conftest import REPO, report, snakemake
 from tests.dataset_files import write_cifar
 
 CONFIG = REPO / "tests" / "configs" / "tiny_cnn.yaml"
@@ -29,6 +29,19 @@ def test_cnn5_pipeline_on_cifar10_files(tmp_path):
         assert df[col].between(0, 1).all(), col
     assert np.isfinite(df[["train_loss", "test_loss"]].to_numpy()).all()
     assert not df.diverged.any()
+    noisy = data.noisy_label_error(df.test_error, 0.2, 10, "wrong_class")
+    np.testing.assert_allclose(df.test_error_noisy, noisy)
     expected = [cnn5_params(w, bn) for w, bn in zip(df.width, df.batchnorm)]
     assert df.n_params.tolist() == expected
     assert (out / "figures" / "model_wise.pdf").read_bytes().startswith(b"%PDF")
+    # The report's captions name this experiment's model, optimizer, noise and augmentation.
+    caption = report(tmp_path, CONFIG)["results/tiny_cnn/figures/model_wise.png"]["caption"]
+    for setting in [
+        "5-layer CNN with c, 2c, 4c, 8c channels, c in 1, 2",
+        "Adam (betas 0.9, 0.999, eps 1e-08), learning rate 0.001",
+        "replaced by always a wrong class",
+        "augmented with random crops (padding 4) and horizontal flips",
+        "weight decay 0.0001 on the weights, added to the gradient; dropout 0.1; batch norm",
+    ]:
+        assert setting in caption, (setting, caption)
+    assert "momentum" not in caption and "hidden layers" not in caption

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from doubledescent import cli, plots, results, targets
+from doubledescent import cli, data, plots, results, targets
 
 WIDTHS = [2, 4, 8, 16]
 EPOCHS = [1, 10, 100]
@@ -19,7 +20,13 @@ SEED_OFFSET = {0: -0.01, 1: 0.01}  # test error of seed 0 and 1 around the mean:
 FINAL_TEST = {"none": [0.30, 0.50, 0.35, 0.25], "l2": [0.30, 0.40, 0.45, 0.28]}
 FINAL_TRAIN = {"none": [0.30, 0.10, 0.0, 0.0], "l2": [0.30, 0.20, 0.05, 0.005]}
 N_TRAIN, N_CLASSES = 400, 10  # n = 400 lies among the n_params below; nK = 4000 does not
-SPEC = {"x": "n_params", "errorbar": "sd", "interpolation_tol": 0.01}
+SPEC = {
+    "x": "n_params",
+    "errorbar": "sd",
+    "interpolation_tol": 0.01,
+    "test_error": "clean",
+    "figure_width": "auto",
+}
 # What the synthetic table's experiment looks like to the figure catalogue: one size, no grid.
 TINY_EXPERIMENT = {"dataset": {"n_train": N_TRAIN}, "regularizers": {"none": {"weight_decay": 0.0}}}
 
@@ -27,6 +34,10 @@ TINY_EXPERIMENT = {"dataset": {"n_train": N_TRAIN}, "regularizers": {"none": {"w
 def n_params(width: int) -> int:
     """Parameters of the 40 -> h -> h -> 10 MLP."""
     return width * width + 52 * width + 10
+
+
+def noisy(test_error, label_noise):
+    return data.noisy_label_error(test_error, label_noise, N_CLASSES, "wrong_class")
 
 
 def row(reg: str, i: int, seed: int, epoch: int, label_noise: float) -> dict:
@@ -49,6 +60,7 @@ def row(reg: str, i: int, seed: int, epoch: int, label_noise: float) -> dict:
         "train_error_clean": train,
         "test_loss": 2 * test,
         "test_error": test + SEED_OFFSET[seed],
+        "test_error_noisy": noisy(test + SEED_OFFSET[seed], label_noise),
         "noisy_fit": 1 - train,
         "diverged": False,
         "run_id": f"width~{width}_reg~{reg}_seed~{seed}",
@@ -190,7 +202,10 @@ def test_model_wise_has_a_line_per_regularizer_and_marks(table):
     fig = plots.model_wise(table, size="n_params", tol=0.01)
     assert len(fig.axes) == 2
     assert fig.get_size_inches()[0] == plots.TWO_COLUMN_WIDTH
-    assert [ax.get_ylabel() for ax in fig.axes] == ["test error", "train error (noisy labels)"]
+    assert [ax.get_ylabel() for ax in fig.axes] == [
+        "test error (clean labels)",
+        "train error (noisy labels)",
+    ]
     for ax in fig.axes:
         assert ax.get_xlabel() == "parameters" and ax.get_xscale() == "log"
         # 2 regularizer curves + 2 thresholds + params = n (n x K is out of range)
@@ -211,6 +226,28 @@ def test_model_wise_curve_is_the_final_epoch_mean(table):
     ax = plots.model_wise(table, size="width").axes[0]
     none = next(line for line in ax.lines if line.get_linestyle() == "-")
     np.testing.assert_allclose(none.get_ydata(), FINAL_TEST["none"])
+
+
+@pytest.mark.parametrize("setting", ["clean", "noisy"])
+def test_plot_setting_chooses_the_test_error_of_size_epoch_and_sample_figures(table, setting):
+    spec = {**SPEC, "x": "width", "test_error": setting}
+    ax = plots.draw("model_wise", table, spec).axes[0]
+    assert ax.get_ylabel() == f"test error ({setting} labels)"
+    none = next(line for line in ax.lines if line.get_linestyle() == "-")
+    expected = (
+        FINAL_TEST["none"] if setting == "clean" else noisy(np.array(FINAL_TEST["none"]), 0.2)
+    )
+    np.testing.assert_allclose(none.get_ydata(), expected)
+    heatmap = plots.draw("epoch_wise", table, spec)
+    grid = heatmap.axes[0].collections[0].get_array()
+    assert grid[0, -1] == pytest.approx(expected[-1])  # largest width, last epoch
+    assert heatmap.axes[-1].get_ylabel() == f"test error ({setting} labels)"  # the colorbar
+    curves = plots.draw("epoch_curves", table, spec).axes[0]
+    assert curves.get_ylabel() == f"test error ({setting} labels)"
+    sizes = pd.concat([table.assign(n_train=n) for n in (100, 400)], ignore_index=True)
+    wise = plots.draw("sample_wise", sizes, spec).axes[0]
+    assert wise.get_ylabel() == f"test error ({setting} labels)"
+    assert max(line.get_ydata().max() for line in wise.lines) == pytest.approx(max(expected))
 
 
 def test_model_wise_facets_by_label_noise(two_noise_levels):
@@ -356,3 +393,58 @@ def test_peak_is_after_the_classical_dip_not_the_underfit_smallest_model():
     assert (s["dip_width"], s["dip_test_error"]) == (8, 0.45)
     assert (s["peak_width"], s["peak_test_error"]) == (16, 0.55)
     assert s["largest_test_error"] == 0.44
+
+
+# Layout: nothing that labels the data covers it, at either journal width.
+
+
+def _labels(fig):
+    """The legends, texts and top-axis tick labels (the n / nK marks) of a drawn figure."""
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    texts = [t for ax in fig.axes for t in ax.texts if t.get_text()]
+    tops = [t for ax in fig.axes for child in ax.child_axes for t in child.get_xticklabels()]
+    return legends + texts + tops
+
+
+def _all_figures():
+    from tests.test_optimal_regularization import grid_table
+    from tests.test_sample_wise import sweep_table
+
+    more = synthetic().assign(
+        regularizer=lambda d: d.regularizer + "_2", run_id=lambda d: d.run_id + "_2"
+    )
+    tables = {
+        "table": synthetic(),
+        "two noise levels": pd.concat([synthetic(0.1), synthetic()]),
+        "four regularizers": pd.concat([synthetic(), more]),
+    }
+    for name in plots.FIGURES:
+        special = {"optimal_regularization": grid_table, "sample_wise": sweep_table}
+        if name in special:
+            yield name, name, special[name]()
+        else:
+            for label, df in tables.items():
+                yield f"{name}, {label}", name, df
+
+
+CASES = list(_all_figures())
+
+
+@pytest.mark.parametrize("width", ["auto", "single", "double"])
+@pytest.mark.parametrize("label,figure,df", CASES, ids=[c[0] for c in CASES])
+def test_no_label_covers_a_panel_and_all_fit_the_width(label, figure, df, width):
+    fig = plots.draw(figure, df, {**SPEC, "figure_width": width})
+    if width != "auto":
+        assert fig.get_figwidth() == plots.FIGURE_WIDTHS[width]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = [ax.get_window_extent(renderer) for ax in fig.axes]
+    labels = _labels(fig)
+    assert labels or figure == "epoch_wise", "every other figure names its curves"
+    boxes = [artist.get_window_extent(renderer) for artist in labels]
+    for artist, box in zip(labels, boxes):
+        assert not any(box.overlaps(p) for p in panels), (label, artist)
+        assert sum(box.overlaps(b) for b in boxes if b is not box) == 0, (label, artist)
+        # Inside the figure's width: saving with a tight box must not widen the figure.
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.x1 + 0.5, (label, artist, box, fig.bbox)
+    plt.close(fig)

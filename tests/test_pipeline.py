@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 import yaml
 
-from tests.conftest import TINY, check_tiny_metrics, snakemake
+from tests.conftest import TINY, check_tiny_metrics, report, snakemake
 
 
 def test_metrics_table(tiny_run):
@@ -24,6 +24,36 @@ def test_figures_and_summary(tiny_run):
     summary = pd.read_csv(tiny_run / "results" / "tiny" / "summary.csv")
     assert set(summary.regularizer) == {"none", "l2", "dropout", "batchnorm"}
     assert summary.peak_test_error.between(0, 1).all()
+
+
+def test_report_has_each_figure_once_with_the_experiments_settings(tiny_run):
+    entries = report(tiny_run)
+    figures = ["model_wise", "model_wise_loss", "memorization", "epoch_wise", "epoch_curves"]
+    expected = {f"results/tiny/figures/{f}.png" for f in figures} | {"results/tiny/summary.csv"}
+    assert set(entries) == expected
+    caption = entries["results/tiny/figures/model_wise.png"]["caption"]
+    for setting in [
+        "Experiment <strong>tiny</strong>",
+        "400 training and 400 test samples",
+        "20% of the training labels replaced by a uniformly random class",
+        "an MLP with 2 hidden layers of width h, h in 4, 32, 128",
+        "SGD with momentum 0.9, learning rate 0.05, cross-entropy, batch size 50, 6 epochs",
+        "weight decay 0.001 on the weights",
+        "dropout 0.2",
+        "batch normalization",
+    ]:
+        assert setting in caption, (setting, caption)
+    assert "train cross-entropy" in entries["results/tiny/figures/model_wise_loss.png"]["caption"]
+    assert "interpolation threshold" in entries["results/tiny/summary.csv"]["caption"]
+
+
+def test_changing_the_progress_interval_retrains_nothing(tiny_run, tmp_path):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["progress_every"] = 7
+    changed = tmp_path / "progress.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    dry = snakemake(tiny_run, "-n", configfile=changed)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout
 
 
 def test_provenance(tiny_run):
@@ -47,7 +77,8 @@ def test_provenance(tiny_run):
 
 def test_longest_training_jobs_start_first(tiny_run):
     """Priorities follow the estimated cost, so no long job starts late and idles the cores."""
-    log = next((tiny_run / ".snakemake" / "log").glob("*.snakemake.log")).read_text()
+    # The first run's log: later tests add logs of dry runs and reports.
+    log = sorted((tiny_run / ".snakemake" / "log").glob("*.snakemake.log"))[0].read_text()
     started = [line.split()[-1] for line in log.splitlines() if "Training tiny" in line]
     assert len(started) == 6
     # Two cores: both width-128 groups start at once, then the rest by decreasing width.

@@ -40,4 +40,6 @@ def augment(x: torch.Tensor, generators: list[torch.Generator], spec: dict) -> t
     b = torch.arange(batch, device=x.device)[None, :, None, None]
     # Indices on both sides of the channel slice put the indexed axes first: (R, B, H, W, C).
     out = padded[r, b, :, rows[:, :, :, None], cols[:, :, None, :]]
-    return out.permute(0, 1, 4, 2, 3)
+    # Back to (R, B, C, H, W) in memory too, not as a permuted view: with one run, the
+    # grouped layout would otherwise be a channels-last view (see layers.GroupedConv).
+    return out.permute(0, 1, 4, 2, 3).contiguous()

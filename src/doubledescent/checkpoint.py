@@ -79,13 +79,27 @@ def _pause_if_a_test_asks(path: Path) -> None:
         time.sleep(0.01)
 
 
-def resume(path: str | Path, spec: dict, group) -> Progress | None:
-    """Restore `group` from the checkpoint at `path` if it is this spec's; else None."""
-    path = Path(path)
+def _load(path: Path, spec: dict) -> dict | None:
+    """The saved state at `path` if there is one of this spec; a damaged file is an error."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["spec"] != _tag(spec):
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 (zip/pickle errors mean the same to a user)
+        raise ValueError(f"checkpoint {path} is corrupt ({e}); delete it and rerun") from None
+    return state if state["spec"] == _tag(spec) else None
+
+
+def rows(path: str | Path, spec: dict) -> list[dict]:
+    """The rows evaluated so far by the job of `spec` that checkpoints to `path`."""
+    state = _load(Path(path), spec)
+    return state["progress"]["rows"] if state else []
+
+
+def resume(path: str | Path, spec: dict, group) -> Progress | None:
+    """Restore `group` from the checkpoint at `path` if it is this spec's; else None."""
+    state = _load(Path(path), spec)
+    if state is None:
         return None
     group.model.load_state_dict(state["model"])
     group.optimizer.load_state_dict(state["optimizer"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -50,11 +51,12 @@ def _train(args) -> None:
 def _train_group(args) -> None:
     import platform
 
-    from doubledescent import data, train
+    from doubledescent import data, progress, train
     from doubledescent.io import write_table
     from doubledescent.provenance import now
 
     spec = _json(args.spec, "--spec")
+    progress_path = progress.path_for(args.checkpoint) if args.checkpoint else None
     out, *weights = args.out
     # Under weight reuse the groups' final weights lie side by side (the rule's second output).
     weights_in = weights and spec.get("reuse_from")
@@ -68,11 +70,14 @@ def _train_group(args) -> None:
         checkpoint_every=args.checkpoint_every,
         weights_in=Path(weights[0]).with_name(f"{weights_in}.pt") if weights_in else None,
         weights_out=weights[0] if weights else None,
+        progress_every=args.progress_every,
+        progress_path=progress_path,
     )
     # Where and when, for provenance: on a cluster each group may run on another node.
     write_table(table.assign(hostname=platform.node(), finished_at=now()), out)
     if args.checkpoint:  # the table is the result now; the checkpoint has done its job
         Path(args.checkpoint).unlink(missing_ok=True)
+        progress_path.unlink(missing_ok=True)
 
 
 def _collect(args) -> None:
@@ -122,6 +127,38 @@ def _provenance(args) -> None:
     write_json(provenance(_metrics(args.metrics), args.experiment, config, args.repo), args.out)
 
 
+# The repository's schema: the package is installed editable from the repo's src/.
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _config(args) -> dict:
+    """The validated config of the files given, later files overriding earlier ones."""
+    from doubledescent import config
+
+    return config.load_files(args.configfile, SCHEMA)
+
+
+def _estimate(args) -> None:
+    from doubledescent import estimate
+
+    print(estimate.report(_config(args), args.cores))
+
+
+def _status(args) -> None:
+    from doubledescent import status
+
+    status.report(_config(args), args.results)
+
+
+def _add_configfile(s) -> None:
+    s.add_argument(
+        "--configfile",
+        nargs="+",
+        default=["config.yaml"],
+        help="config files, as given to snakemake (default: config.yaml)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="doubledescent", description=__doc__)
     sub = p.add_subparsers(dest="step", required=True)
@@ -145,6 +182,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", help="resume from / save the training state to this file")
     s.add_argument(
         "--checkpoint-every", type=int, default=25, help="epochs between saves (see train.Plan)"
+    )
+    s.add_argument(
+        "--progress-every", type=float, default=30, help="seconds between progress lines"
     )
     s.set_defaults(func=_train)
 
@@ -181,6 +221,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--repo", required=True, help="the workflow's folder, for its git commit")
     s.add_argument("--out", required=True, help="the provenance record (.json)")
     s.set_defaults(func=_provenance)
+
+    s = sub.add_parser(
+        "estimate", help="jobs, runs, core- or GPU-hours and wall time per experiment"
+    )
+    _add_configfile(s)
+    s.add_argument("--cores", type=int, default=os.cpu_count(), help="cores to run on")
+    s.set_defaults(func=_estimate)
+
+    s = sub.add_parser("status", help="done, running and pending groups; the figure so far")
+    _add_configfile(s)
+    s.add_argument("--results", default="results", help="the results folder")
+    s.set_defaults(func=_status)
     return p
 
 

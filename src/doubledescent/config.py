@@ -186,6 +186,24 @@ def load(path: str | Path, schema_path: str | Path) -> dict:
     return validate(read_yaml(path) or {}, schema_path)
 
 
+def _merged(base: dict, update: dict) -> dict:
+    """`update` over `base`, nested mappings merged key by key, as Snakemake merges the
+    config files it is given."""
+    out = dict(base)
+    for key, value in update.items():
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both_dicts else value
+    return out
+
+
+def load_files(paths: list[str | Path], schema_path: str | Path) -> dict:
+    """Read config files, later ones overriding earlier ones, and validate the result."""
+    merged: dict = {}
+    for path in paths:
+        merged = _merged(merged, read_yaml(path) or {})
+    return validate(merged, schema_path)
+
+
 def check_results_dir(results: str | Path, experiments) -> None:
     """Fail before any job if an experiment's results folder could not be written."""
     for folder in [Path(results), *(Path(results) / name for name in experiments)]:
@@ -314,8 +332,17 @@ def runs(exp: dict) -> list[Run]:
     as listed, seed)."""
     sizes = train_sizes(exp) if sweeps_sizes(exp) else [None]
     rates = noise_levels(exp) if sweeps_noise(exp) else [None]
+    # The architecture's batchnorm (model.batchnorm) is in every run; a variant can add it.
+    arch_bn = exp["model"]["batchnorm"]
     return [
-        Run(width=w, regularizer=name, seed=s, n_train=n, label_noise=q, **reg)
+        Run(
+            width=w,
+            regularizer=name,
+            seed=s,
+            n_train=n,
+            label_noise=q,
+            **{**reg, "batchnorm": reg["batchnorm"] or arch_bn},
+        )
         for q in rates
         for n in sizes
         for w in sorted(exp["widths"])
@@ -395,6 +422,8 @@ INERT = (
     Inert(("reuse_from",)),
     Inert(("model", "depth"), read_by=("mlp",)),
     Inert(("model", "batchnorm_position"), read_by=("mlp",)),
+    # Each run carries its own batchnorm switch (runs); the model's is the config's default.
+    Inert(("model", "batchnorm"), read_by=()),
 )
 
 

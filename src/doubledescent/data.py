@@ -259,6 +259,26 @@ def add_label_noise(y: np.ndarray, rate: float, num_classes: int, mode: str, rng
     return y_noisy
 
 
+def noisy_label_error(clean_error, rate: float, num_classes: int, mode: str):
+    """The expected error against labels drawn from the noise model, given the error e on
+    the clean labels (Nakkiran et al. 2019's Fig. 1 plots it): exact, no draw.
+
+    A label is kept with probability 1 - rate; otherwise `wrong_class` replaces it by one of
+    the K - 1 other classes and `random_class` by any of the K, uniformly. A correct
+    prediction is then wrong with probability rate (resp. rate (K - 1) / K); a wrong one is
+    right only if the noise lands on it, probability rate / (K - 1) (resp. rate / K). The
+    expectation is linear in e: (1 - e) a + e (1 - q) with a, q those two probabilities.
+    """
+    k = num_classes
+    if mode == "wrong_class":
+        flipped, hit = rate, rate / (k - 1)
+    elif mode == "random_class":
+        flipped, hit = rate * (k - 1) / k, rate / k
+    else:
+        raise ValueError(f"unknown label-noise mode {mode!r}")
+    return (1 - clean_error) * flipped + clean_error * (1 - hit)
+
+
 def build(spec: dict) -> Arrays:
     """Generate or load a dataset as `spec` says, normalize it, then apply its label noise."""
     try:

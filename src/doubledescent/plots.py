@@ -20,8 +20,10 @@ from doubledescent import results
 from doubledescent.errors import UserError
 from doubledescent.io import atomic_path
 
-ONE_COLUMN_WIDTH = 3.4  # inches: one column of a two-column journal page
-TWO_COLUMN_WIDTH = 7.0  # inches: the full text width
+ONE_COLUMN_WIDTH = 3.5  # inches: one column of a two-column journal page (89 mm)
+TWO_COLUMN_WIDTH = 7.2  # inches: the full text width (183 mm)
+# `plot.figure_width`; `auto` is one column for a single column of panels, else two.
+FIGURE_WIDTHS = {"single": ONE_COLUMN_WIDTH, "double": TWO_COLUMN_WIDTH}
 PANEL_HEIGHT = 2.3  # inches per row of panels
 RC = {
     "pdf.fonttype": 42,  # TrueType fonts, which journals' PDF checkers accept
@@ -39,13 +41,20 @@ RC = {
 METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {}}
 SIZE_LABELS = {"n_params": "parameters", "width": "width h"}
 Y_LABELS = {
-    "test_error": "test error",
+    "test_error": "test error (clean labels)",
+    "test_error_noisy": "test error (noisy labels)",
     "train_error": "train error (noisy labels)",
     "test_loss": "test loss",
     "train_loss": "train loss (noisy labels)",
     "noisy_fit": "noisy labels fitted",
 }
 WIDTH_ROLES = ["smallest", "threshold", "largest"]
+# `plot.test_error` -> the column that the model-, epoch- and sample-wise figures draw: the
+# error on the clean test labels, or the expected error on noisy ones (as in Nakkiran et al.
+# 2019's Fig. 1: test labels drawn from the training noise model).
+TEST_COLUMNS = {"clean": "test_error", "noisy": "test_error_noisy"}
+LEGEND_COLUMNS = 4  # at most, in a figure legend above the panels
+SINGLE_COLUMN_PANELS = 2  # panels side by side in a one-column figure
 
 
 @contextmanager
@@ -77,9 +86,11 @@ def _errorbar(kind: str):
     return ("sd", 1) if kind == "sd" else ("ci", 95)
 
 
-def _subplots(n_rows: int, n_cols: int, **kw):
-    """A grid of panels, one column wide when it has a single column of panels, else two."""
-    width = ONE_COLUMN_WIDTH if n_cols == 1 else TWO_COLUMN_WIDTH
+def _subplots(n_rows: int, n_cols: int, figure_width: str = "auto", **kw):
+    """A grid of panels `figure_width` wide; `auto`: one journal column for a single column
+    of panels, else two."""
+    auto = ONE_COLUMN_WIDTH if n_cols == 1 else TWO_COLUMN_WIDTH
+    width = FIGURE_WIDTHS.get(figure_width, auto)
     return plt.subplots(
         n_rows,
         n_cols,
@@ -112,33 +123,53 @@ def _condition_title(keys: list[str], values: tuple, varying: list[str]) -> list
 def _legend(fig: plt.Figure, colors: dict) -> None:
     """One legend for the figure, above the panels, from a key -> color mapping."""
     handles = [Line2D([], [], color=c, marker="o", markersize=3) for c in colors.values()]
-    fig.legend(
-        handles, list(colors), loc="outside upper center", ncols=min(len(colors), 4), frameon=False
-    )
+    # As many columns as fit the figure's width: saving with a tight bounding box would
+    # otherwise widen the figure beyond the journal's column.
+    for ncols in range(min(len(colors), LEGEND_COLUMNS), 0, -1):
+        legend = fig.legend(
+            handles, list(colors), loc="outside upper center", ncols=ncols, frameon=False
+        )
+        if ncols == 1 or legend.get_window_extent().width <= fig.bbox.width:
+            return
+        legend.remove()
 
 
 # Model-size figures: final values against n_params or width.
 
 
 def model_wise(
-    df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd", tol: float = 0.01
+    df: pd.DataFrame,
+    size: str = "n_params",
+    errorbar: str = "sd",
+    tol: float = 0.01,
+    test: str = "test_error",
+    figure_width: str = "auto",
 ) -> plt.Figure:
-    """Final test and train error against model size, a line per regularizer, band over seeds."""
-    return _size_curves(df, ["test_error", "train_error"], size, errorbar, tol)
+    """Final test error (column `test`) and train error against model size, a line per
+    regularizer, band over seeds."""
+    return _size_curves(df, [test, "train_error"], size, errorbar, tol, figure_width)
 
 
 def model_wise_loss(
-    df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd", tol: float = 0.01
+    df: pd.DataFrame,
+    size: str = "n_params",
+    errorbar: str = "sd",
+    tol: float = 0.01,
+    figure_width: str = "auto",
 ) -> plt.Figure:
     """Final test and train loss against model size, as `model_wise` draws the errors."""
-    return _size_curves(df, ["test_loss", "train_loss"], size, errorbar, tol)
+    return _size_curves(df, ["test_loss", "train_loss"], size, errorbar, tol, figure_width)
 
 
 def memorization(
-    df: pd.DataFrame, size: str = "n_params", errorbar: str = "sd", tol: float = 0.01
+    df: pd.DataFrame,
+    size: str = "n_params",
+    errorbar: str = "sd",
+    tol: float = 0.01,
+    figure_width: str = "auto",
 ) -> plt.Figure:
     """Final fraction of the noisy training labels fitted, against model size."""
-    fig = _size_curves(df, ["noisy_fit"], size, errorbar, tol)
+    fig = _size_curves(df, ["noisy_fit"], size, errorbar, tol, figure_width)
     for ax in fig.axes:
         ax.set_ylim(-0.02, 1.02)  # a fraction: the full range shows how far from memorized
         if not any(len(line.get_xydata()) for line in ax.lines if line.get_linestyle() == "-"):
@@ -148,7 +179,7 @@ def memorization(
 
 
 def _size_curves(
-    df: pd.DataFrame, metrics: list[str], size: str, errorbar: str, tol: float
+    df: pd.DataFrame, metrics: list[str], size: str, errorbar: str, tol: float, figure_width: str
 ) -> plt.Figure:
     """A panel per metric; with several label-noise levels or training-set sizes, a row per
     metric and a column per combination (never averaged: each has its own threshold)."""
@@ -158,7 +189,7 @@ def _size_curves(
     colors = palette(final["regularizer"])
     with style():
         shape = (1, len(metrics)) if len(levels) == 1 else (len(metrics), len(levels))
-        fig, axes = _subplots(*shape, sharex=True)
+        fig, axes = _subplots(*shape, figure_width, sharex=True)
         axes = axes.reshape(len(metrics), len(levels))
         for column, (level, sub) in zip(axes.T, final.groupby(keys)):
             _size_column(column, sub, metrics, size, errorbar, tol, colors)
@@ -230,35 +261,44 @@ def _mark_sample_size(axes, final: pd.DataFrame, size: str) -> None:
         return
     n, k = int(final["n_fit"].iloc[0]), int(final["num_classes"].iloc[0])
     lo, hi = final["n_params"].min(), final["n_params"].max()
+    marks = {label: v for v, label in [(n, "n"), (n * k, "nK")] if lo <= v <= hi}
+    if not marks:
+        return
     for ax in axes:
-        for value, label in [(n, "n"), (n * k, "nK")]:
-            if lo <= value <= hi:
-                ax.axvline(value, color="0.5", ls=":", lw=0.8)
-                ax.text(
-                    value,
-                    1.0,
-                    f" {label}",
-                    transform=ax.get_xaxis_transform(),
-                    va="top",
-                    color="0.4",
-                    fontsize=7,
-                )
+        for value in marks.values():
+            ax.axvline(value, color="0.5", ls=":", lw=0.8)
+        # Named on a top axis, outside the panel: a label inside would cover curves that
+        # reach the top (memorization's fraction of one).
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(list(marks.values()), labels=list(marks))
+        top.xaxis.set_minor_locator(mticker.NullLocator())
+        top.tick_params(length=0, pad=1, labelsize=7, labelcolor="0.4")
+        top.spines["top"].set_visible(False)
 
 
 # Epoch-wise figures (Nakkiran et al. 2019, Fig. 2): a panel per regularizer.
 
 
-def _facets(df: pd.DataFrame, rows: list[str] = results.CONDITIONS, **kw):
+def _facets(
+    df: pd.DataFrame, rows: list[str] = results.CONDITIONS, figure_width: str = "auto", **kw
+):
     """A panel per regularizer (a row per combination of `rows`), and each panel's rows of
-    `df`."""
+    `df`. One journal column holds two panels side by side: more wrap into further rows."""
     levels, regs = results.conditions(df, rows), list(df["regularizer"].unique())
     varying = results.varying(df, rows)
-    fig, axes = _subplots(len(levels), len(regs), **kw)
+    per_row = SINGLE_COLUMN_PANELS if figure_width == "single" else len(regs)
+    wrap = -(-len(regs) // per_row)
+    fig, axes = _subplots(len(levels) * wrap, min(per_row, len(regs)), figure_width, **kw)
     panels = []
     for (*level, reg), sub in df.groupby([*rows, "regularizer"], sort=False):
-        ax = axes[levels.index(tuple(level)), regs.index(reg)]
+        i = regs.index(reg)
+        ax = axes[levels.index(tuple(level)) * wrap + i // per_row, i % per_row]
         ax.set_title(", ".join([reg, *_condition_title(rows, level, varying)]))
         panels.append((ax, sub))
+    used = {id(ax) for ax, _ in panels}
+    for ax in axes.flat:  # the empty end of a wrapped row
+        if id(ax) not in used:
+            ax.remove()
     return fig, panels
 
 
@@ -268,13 +308,16 @@ def _time(df: pd.DataFrame) -> str:
     return "epoch" if (df["epoch"] % 1 == 0).all() else "step"
 
 
-def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
-    """Heatmaps of test error (mean over seeds) over model size x evaluation epoch (or step)."""
+def epoch_wise(
+    df: pd.DataFrame, size: str = "n_params", test: str = "test_error", figure_width: str = "auto"
+) -> plt.Figure:
+    """Heatmaps of test error (column `test`, mean over seeds) over model size x evaluation
+    epoch (or step)."""
     time = _time(df)
     keys = [*results.CONDITIONS, "regularizer", size, time]
-    means = results.seed_stats(df[~df["diverged"]], "test_error", keys)
+    means = results.seed_stats(df[~df["diverged"]], test, keys)
     with style():
-        fig, panels = _facets(means)
+        fig, panels = _facets(means, figure_width=figure_width)
         for ax, sub in panels:
             # Largest model on top, as in Nakkiran et al.; columns are the evaluated epochs.
             grid = sub.pivot(index=size, columns=time, values="mean").sort_index(ascending=False)
@@ -285,16 +328,19 @@ def epoch_wise(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
                 vmax=means["mean"].max(),
                 cmap="viridis",
                 cbar=False,
-                xticklabels=_sparse(grid.columns),
+                # Narrow one-column panels fit fewer epoch labels side by side.
+                xticklabels=_sparse(grid.columns, 3 if figure_width == "single" else 7),
                 yticklabels=_sparse(grid.index),
             )
             ax.set(xlabel=time, ylabel=SIZE_LABELS[size])
             ax.tick_params(axis="y", labelrotation=0)
-        fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label="test error", shrink=0.9)
+        fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label=Y_LABELS[test], shrink=0.9)
     return fig
 
 
-def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figure:
+def optimal_regularization(
+    df: pd.DataFrame, size: str = "n_params", figure_width: str = "auto"
+) -> plt.Figure:
     """Each weight decay's test-error curve, the curve of the lambda chosen on the validation
     split (solid, where there is one) and the oracle lower envelope (dashed), per grid."""
     grids = results.with_grids(df)
@@ -305,7 +351,8 @@ def optimal_regularization(df: pd.DataFrame, size: str = "n_params") -> plt.Figu
         "oracle (test-chosen)": results.envelope(df, size, "test_error"),
     }
     with style():
-        fig, panels = _facets(grids.assign(regularizer=grids["family"]), sharey=True)
+        grid_panels = grids.assign(regularizer=grids["family"])
+        fig, panels = _facets(grid_panels, sharey=True, figure_width=figure_width)
         for ax, sub in panels:
             # Categorical hue in numeric order: a grid may hold 0, which no log scale takes.
             order = [f"{v:g}" for v in sorted(sub["weight_decay"].unique())]
@@ -353,20 +400,26 @@ def _sparse(labels, most: int = 7) -> list[str]:
     return [str(v) if i % step == 0 else "" for i, v in enumerate(labels)]
 
 
-def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> plt.Figure:
-    """Test error against epoch (or step) for the smallest, threshold and largest width, band
-    over seeds."""
+def epoch_curves(
+    df: pd.DataFrame,
+    errorbar: str = "sd",
+    tol: float = 0.01,
+    test: str = "test_error",
+    figure_width: str = "auto",
+) -> plt.Figure:
+    """Test error (column `test`) against epoch (or step) for the smallest, threshold and
+    largest width, band over seeds."""
     colors = palette(WIDTH_ROLES, "crest")  # sequential: light for small, dark for large
     time = _time(df)
     with style():
-        fig, panels = _facets(df, sharey=True)
+        fig, panels = _facets(df, sharey=True, figure_width=figure_width)
         for ax, sub in panels:
             for role, width in _epoch_widths(sub, tol).items():
                 run = sub[(sub["width"] == width) & ~sub["diverged"]]
                 sns.lineplot(
                     data=run,
                     x=time,
-                    y="test_error",
+                    y=test,
                     color=colors[role],
                     errorbar=_errorbar(errorbar),
                     seed=0,
@@ -374,8 +427,18 @@ def epoch_curves(df: pd.DataFrame, errorbar: str = "sd", tol: float = 0.01) -> p
                     ax=ax,
                 )
             _log_x(ax, plain=True)
-            ax.set(xlabel=time, ylabel=Y_LABELS["test_error"])
-            ax.legend(frameon=False, fontsize=7)
+            ax.set(xlabel=time, ylabel=Y_LABELS[test])
+            # Above the panel, titled with it: the widths differ between panels, and inside
+            # it the legend would cover curves.
+            ax.legend(
+                frameon=False,
+                fontsize=7,
+                title=ax.get_title(),
+                title_fontsize=9,
+                loc="lower center",
+                bbox_to_anchor=(0.5, 1.0),
+            )
+            ax.set_title("")
         sns.despine(fig)
     return fig
 
@@ -397,18 +460,20 @@ def _epoch_widths(df: pd.DataFrame, tol: float) -> dict[str, int]:
 # Sample-wise double descent (Nakkiran et al. 2019, Fig. 11): more data can hurt.
 
 
-def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
-    """Final test error against the training-set size, a line per width (at most six,
-    spread over the sweep), a panel per regularizer, band over seeds."""
+def sample_wise(
+    df: pd.DataFrame, errorbar: str = "sd", test: str = "test_error", figure_width: str = "auto"
+) -> plt.Figure:
+    """Final test error (column `test`) against the training-set size, a line per width (at
+    most six, spread over the sweep), a panel per regularizer, band over seeds."""
     final = results.sample_wise(df)
     colors = palette(sorted(final["width"].unique()), "crest")  # light: narrow, dark: wide
     with style():
-        fig, panels = _facets(final, rows=["label_noise"], sharey=True)
+        fig, panels = _facets(final, rows=["label_noise"], sharey=True, figure_width=figure_width)
         for ax, sub in panels:
             sns.lineplot(
                 data=sub,
                 x="n_fit",
-                y="test_error",
+                y=test,
                 hue="width",
                 palette=colors,
                 errorbar=_errorbar(errorbar),
@@ -423,7 +488,7 @@ def sample_wise(df: pd.DataFrame, errorbar: str = "sd") -> plt.Figure:
             # Ticks at the swept sizes: a sweep may span less than a decade of the log axis.
             sizes = sorted(sub["n_fit"].unique())
             ax.set_xticks(sizes, labels=_sparse(sizes))
-            ax.set(xlabel="training samples n", ylabel=Y_LABELS["test_error"])
+            ax.set(xlabel="training samples n", ylabel=Y_LABELS[test])
         _legend(fig, {f"h = {w}": c for w, c in colors.items()})
         sns.despine(fig)
     return fig
@@ -442,6 +507,12 @@ FIGURES = {
 
 def draw(name: str, df: pd.DataFrame, spec: dict) -> plt.Figure:
     """The figure `name` (a key of FIGURES), given those plot settings that it takes."""
-    settings = {"size": spec["x"], "errorbar": spec["errorbar"], "tol": spec["interpolation_tol"]}
+    settings = {
+        "size": spec["x"],
+        "errorbar": spec["errorbar"],
+        "tol": spec["interpolation_tol"],
+        "test": TEST_COLUMNS[spec["test_error"]],
+        "figure_width": spec["figure_width"],
+    }
     takes = inspect.signature(FIGURES[name]).parameters
     return FIGURES[name](df, **{k: v for k, v in settings.items() if k in takes})

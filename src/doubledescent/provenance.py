@@ -15,7 +15,7 @@ LIBRARIES = ["torch", "numpy", "pandas", "snakemake", "doubledescent"]
 
 def now() -> str:
     """The current UTC time, ISO 8601 to the second."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _git(repo: Path, *args: str) -> str | None:

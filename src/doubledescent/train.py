@@ -21,9 +21,10 @@ from torch import nn
 
 from doubledescent import augment, checkpoint, config, models, optim, reuse, streams
 from doubledescent.config import MODEL_INPUTS, Run
-from doubledescent.data import Arrays, nested_subset
+from doubledescent.data import Arrays, nested_subset, noisy_label_error
 from doubledescent.errors import UserError
 from doubledescent.models.layers import Mask
+from doubledescent.progress import Watch
 from doubledescent.resources import EVAL_CHUNK
 
 
@@ -249,9 +250,15 @@ def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
 
 
 def train_epoch(
-    group: Group, data: Tensors, batch_size: int, order=None, batches: range | None = None
+    group: Group,
+    data: Tensors,
+    batch_size: int,
+    order=None,
+    batches: range | None = None,
+    on_step=lambda: None,
 ) -> None:
-    """The batches `batches` (all) of an epoch in the runs' orders `order` (drawn anew)."""
+    """The batches `batches` (all) of an epoch in the runs' orders `order` (drawn anew);
+    `on_step()` after each."""
     group.model.train()
     n = data.x_train.shape[0]
     if order is None:
@@ -265,6 +272,7 @@ def train_epoch(
         if augments:
             xb = augment.augment(xb, group.augment_gens, group.training["augment"])
         masked_step(group, xb, gather(data.y_train, idx))
+        on_step()
 
 
 def masked_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
@@ -377,6 +385,8 @@ def train_group(
     checkpoint_every: int = 0,
     weights_in=None,
     weights_out=None,
+    progress_every: float = 0,
+    progress_path=None,
 ) -> pd.DataFrame:
     """Train every run of a group spec; return one tidy row per run and evaluation point.
 
@@ -386,13 +396,13 @@ def train_group(
     the same for every size of a sweep) and a rerun resumes from the last save, ending with
     the same numbers as an uninterrupted run. Under weight reuse, `weights_in` holds the
     final weights of the group that `spec["reuse_from"]` names, and the group's own final
-    weights are written to `weights_out`.
+    weights are written to `weights_out`. Every `progress_every` seconds a progress line is
+    logged (and written to `progress_path`).
     """
     dev = resolve_device(device)
     set_threads(dev, threads)
     full = len(arrays.y_train)
-    if spec.get("n_train"):  # one size of a sample-wise sweep: its subset of the prepared data
-        arrays = nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
+    arrays = group_arrays(spec, arrays)
     runs = [Run(**r) for r in spec["runs"]]
     shape = input_shape(spec, arrays)
     data = Tensors.from_arrays(arrays, dev, dtype, shape)
@@ -409,13 +419,24 @@ def train_group(
         log("training forward passes in bfloat16 autocast (training.precision)")
     progress = progress or checkpoint.Progress()
     start = time.perf_counter() - progress.elapsed
+    per_epoch = plan.per_epoch
+    watch = Watch(
+        plan.budget / per_epoch,
+        per_epoch,
+        progress_every,
+        log,
+        progress_path,
+        group.step / per_epoch,
+        progress.elapsed,
+    )
+    watch.report()
     while group.step < plan.budget:
         position = group.step % plan.per_epoch
         if position == 0:
             progress.order = epoch_order(group, data.x_train.shape[0], dev)
         stop = plan.next_stop(group.step)
         batches = range(position, position + stop - group.step)
-        train_epoch(group, data, tr["batch_size"], progress.order, batches)
+        train_epoch(group, data, tr["batch_size"], progress.order, batches, watch.step)
         progress.elapsed = time.perf_counter() - start
         if group.step % plan.per_epoch == 0:
             progress.order = None  # the epoch is done: the next draws its own order
@@ -430,7 +451,15 @@ def train_group(
             checkpoint.save(checkpoint_path, spec, group, progress)
     if weights_out:
         reuse.save(weights_out, group.model, runs)
-    return _table(spec, arrays, group, progress.rows, dev)
+    precision = "bf16" if group.bf16 else "fp32"
+    return group_table(spec, arrays, group.runs, progress.rows, dev, precision)
+
+
+def group_arrays(spec: dict, arrays: Arrays) -> Arrays:
+    """The samples a group trains on: in a sample-wise sweep, its subset of the prepared data."""
+    if "n_train" in spec:
+        return nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
+    return arrays
 
 
 @dataclass(frozen=True)
@@ -478,9 +507,10 @@ class Plan:
         return f"step {step} (epoch {self.epoch(step):.4g})"
 
 
-def _table(spec: dict, arrays: Arrays, group: Group, rows: list[dict], dev) -> pd.DataFrame:
+def group_table(
+    spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev, precision: str
+) -> pd.DataFrame:
     """The group's rows with the columns every run shares."""
-    runs = group.runs
     n_params = models.n_params(
         spec["model"],
         input_shape(spec, arrays),
@@ -488,7 +518,12 @@ def _table(spec: dict, arrays: Arrays, group: Group, rows: list[dict], dev) -> p
         runs[0].width,
         runs[0].batchnorm,
     )
-    return pd.DataFrame(rows).assign(
+    ds = spec["dataset"]
+    df = pd.DataFrame(rows)
+    return df.assign(
+        test_error_noisy=noisy_label_error(
+            df["test_error"], ds["label_noise"], arrays.num_classes, ds["noise_mode"]
+        ),
         experiment=spec["experiment"],
         dataset=spec["dataset"]["name"],
         model=spec["model"]["name"],
@@ -502,7 +537,7 @@ def _table(spec: dict, arrays: Arrays, group: Group, rows: list[dict], dev) -> p
         group=spec["group"],
         group_size=len(runs),
         device=str(dev),
-        precision="bf16" if group.bf16 else "fp32",
+        precision=precision,
         torch_version=torch.__version__,
         python_version=platform.python_version(),
     )

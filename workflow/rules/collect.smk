@@ -6,8 +6,6 @@ rule collect:
         csv=f"{RESULTS}/{{experiment}}/metrics.csv",
     log:
         f"{RESULTS}/{{experiment}}/logs/collect.log",
-    conda:
-        "../envs/doubledescent.yaml"
     shell:
         "python -m doubledescent collect {input} --parquet {output.parquet}"
         " --csv {output.csv} > {log} 2>&1"
@@ -20,8 +18,6 @@ rule provenance:
         f"{RESULTS}/{{experiment}}/provenance.json",
     log:
         f"{RESULTS}/{{experiment}}/logs/provenance.log",
-    conda:
-        "../envs/doubledescent.yaml"
     params:
         config=experiment_config,
         repo=workflow.basedir,

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+from doubledescent import captions as ddcaptions
 from doubledescent import config as ddconfig
 from doubledescent import gpus as ddgpus
 from doubledescent import resources as ddresources
@@ -27,8 +28,6 @@ def checked_config():
 
 
 CONFIG = checked_config()
-# Report captions render `config`: let them see the defaults the schema filled in.
-config.update(CONFIG)
 EXPERIMENTS = CONFIG["experiments"]
 # A GPU per training job where it trains on CUDA: SLURM then allocates one, and locally
 # at most one job per card runs (the job itself claims a free card: doubledescent.gpus).
@@ -78,6 +77,18 @@ def checkpoint_file(wildcards):
 
 def plot_spec(wildcards):
     return canonical_json(EXPERIMENTS[wildcards.experiment]["plot"])
+
+
+def figure_caption(wildcards):
+    exp = EXPERIMENTS[wildcards.experiment]
+    return ddcaptions.caption(wildcards.experiment, exp, "plot", wildcards.figure)
+
+
+def table_caption(rule):
+    """The caption param of the table that `rule` writes."""
+    return lambda wildcards: ddcaptions.caption(
+        wildcards.experiment, EXPERIMENTS[wildcards.experiment], rule
+    )
 
 
 def interpolation_tol(wildcards):

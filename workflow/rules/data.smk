@@ -4,8 +4,6 @@ rule prepare_data:
         f"{RESULTS}/{{experiment}}/{{data}}.npz",
     log:
         f"{RESULTS}/{{experiment}}/logs/{{data}}.log",
-    conda:
-        "../envs/doubledescent.yaml"
     params:
         spec=dataset_spec,
     message:

@@ -5,19 +5,21 @@
 rule plot:
     input:
         rules.collect.output.parquet,
+    # In the report once, as PNG; the PDF and SVG are for papers.
     output:
-        report(
-            multiext(f"{RESULTS}/{{experiment}}/figures/{{figure}}", *FIGURE_EXTENSIONS),
+        pdf=f"{RESULTS}/{{experiment}}/figures/{{figure}}.pdf",
+        png=report(
+            f"{RESULTS}/{{experiment}}/figures/{{figure}}.png",
             caption="../report/caption.rst",
             category="{experiment}",
             subcategory="figures",
         ),
+        svg=f"{RESULTS}/{{experiment}}/figures/{{figure}}.svg",
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_{{figure}}.log",
-    conda:
-        "../envs/doubledescent.yaml"
     params:
         spec=plot_spec,
+        caption=figure_caption,
     message:
         "Drawing {wildcards.figure} of {wildcards.experiment}"
     shell:
@@ -35,18 +37,12 @@ rule summarize:
             category="{experiment}",
             subcategory="tables",
         ),
-        tex=report(
-            f"{RESULTS}/{{experiment}}/summary.tex",
-            caption="../report/caption.rst",
-            category="{experiment}",
-            subcategory="tables",
-        ),
+        tex=f"{RESULTS}/{{experiment}}/summary.tex",
     log:
         f"{RESULTS}/{{experiment}}/logs/summarize.log",
-    conda:
-        "../envs/doubledescent.yaml"
     params:
         tol=interpolation_tol,
+        caption=table_caption("summarize"),
     shell:
         "python -m doubledescent summarize --metrics {input} --tol {params.tol}"
         " --out {output.csv} --tex {output.tex} > {log} 2>&1"
@@ -62,16 +58,11 @@ rule optimal_regularization_table:
             category="{experiment}",
             subcategory="tables",
         ),
-        tex=report(
-            f"{RESULTS}/{{experiment}}/optimal_regularization.tex",
-            caption="../report/caption.rst",
-            category="{experiment}",
-            subcategory="tables",
-        ),
+        tex=f"{RESULTS}/{{experiment}}/optimal_regularization.tex",
     log:
         f"{RESULTS}/{{experiment}}/logs/optimal_regularization.log",
-    conda:
-        "../envs/doubledescent.yaml"
+    params:
+        caption=table_caption("optimal_regularization_table"),
     shell:
         "python -m doubledescent optimal --metrics {input} --out {output.csv}"
         " --tex {output.tex} > {log} 2>&1"

@@ -8,13 +8,14 @@ rule train_group:
     wildcard_constraints:
         experiment=ddtargets.one_of(FRESH),
     priority: train_priority
-    conda:
-        "../envs/doubledescent.yaml"
     threads: CONFIG["threads"]
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=TRAIN_GPUS,
+        # A display setting, so not a param: a param's change would retrain every group.
+        # Snakemake schedules nothing by it (no --resources names it), and SLURM ignores it.
+        progress_every=str(CONFIG["progress_every"]),
     params:
         spec=group_spec,
         device=CONFIG["device"],
@@ -26,6 +27,7 @@ rule train_group:
         "python -m doubledescent train --spec {params.spec:q} --data {input.data}"
         " --out {output} --device {params.device} --threads {threads}"
         " --checkpoint {params.checkpoint} --checkpoint-every {params.checkpoint_every}"
+        " --progress-every {resources.progress_every}"
         " > {log} 2>&1"
 
 

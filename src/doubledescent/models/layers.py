@@ -118,8 +118,18 @@ class GroupedConv(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.flatten()
+        # Always the standard (N, C, *S) layout: a channels-last input propagates through
+        # oneDNN's convolutions, and oneDNN 3.12's AVX2 kernel for the weight gradient of a
+        # strided 1x1 conv (ResNet's shortcut) with fewer than 8 input channels per group
+        # writes past its buffer in that layout: heap corruption, then a crash in backward
+        # (uxlfoundation/oneDNN#6035). A no-op for the contiguous inputs the models make.
         return self.conv(
-            h, self.weight.flatten(0, 1), bias, self.stride, self.padding, groups=self.n_runs
+            h.contiguous(),
+            self.weight.flatten(0, 1),
+            bias,
+            self.stride,
+            self.padding,
+            groups=self.n_runs,
         )
 
 
