@@ -244,7 +244,7 @@ def test_plot_setting_chooses_the_test_error_of_size_epoch_and_sample_figures(ta
     assert heatmap.axes[-1].get_ylabel() == f"test error ({setting} labels)"  # the colorbar
     curves = plots.draw("epoch_curves", table, spec).axes[0]
     assert curves.get_ylabel() == f"test error ({setting} labels)"
-    sizes = pd.concat([table.assign(n_train=n) for n in (100, 400)], ignore_index=True)
+    sizes = pd.concat([table.assign(n_fit=n) for n in (100, 400)], ignore_index=True)
     wise = plots.draw("sample_wise", sizes, spec).axes[0]
     assert wise.get_ylabel() == f"test error ({setting} labels)"
     assert max(line.get_ydata().max() for line in wise.lines) == pytest.approx(max(expected))
