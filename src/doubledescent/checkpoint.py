@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from doubledescent.errors import UserError
 from doubledescent.io import atomic_path
 
 # The group's random streams that advance during training (init is used up at the start).
@@ -86,7 +87,7 @@ def _load(path: Path, spec: dict) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 (zip/pickle errors mean the same to a user)
-        raise ValueError(f"checkpoint {path} is corrupt ({e}); delete it and rerun") from None
+        raise UserError(f"checkpoint {path} is corrupt ({e}); delete it and rerun") from None
     return state if state["spec"] == _tag(spec) else None
 
 
