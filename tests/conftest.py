@@ -16,6 +16,7 @@ from doubledescent import data, results
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
+SAMPLEWISE = REPO / "tests" / "configs" / "tiny_samplewise.yaml"
 
 
 def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
@@ -87,6 +88,27 @@ def mnist1d_spec(**overrides) -> dict:
         "seed": 7,
     }
     return {**spec, **overrides}
+
+
+def finished_workflow(tmp_path_factory, configfile) -> Path:
+    workdir = tmp_path_factory.mktemp(configfile.stem)
+    proc = snakemake(workdir, configfile=configfile)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
+# The tiny pipelines, run once per session and shared by the tests that read their outputs
+# (tests must not write into them).
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The workflow's folder after a run of the tiny config."""
+    return finished_workflow(tmp_path_factory, TINY)
+
+
+@pytest.fixture(scope="session")
+def samplewise_run(tmp_path_factory) -> Path:
+    """tiny_samplewise's results folder: two sizes, a weight-decay grid, a validation split."""
+    return finished_workflow(tmp_path_factory, SAMPLEWISE) / "results" / "tiny_samplewise"
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,12 @@ import copy
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from doubledescent import cli, config, data
@@ -163,7 +166,23 @@ def test_config_load_names_the_problem(config_text, message, tmp_path):
     assert_one_line(str(e.value), "", message)
 
 
-@pytest.mark.parametrize("config_text,message", CONFIG_CASES)
+# Through Snakemake, one case per way a config is checked (the schema, the checks in Python,
+# the experiments' names, the YAML itself): each launch costs seconds, and every case shares
+# common.smk's one-line report.
+WORKFLOW_CASES = [
+    case
+    for case in CONFIG_CASES
+    if case.id
+    in {
+        "unknown-top-level-key",
+        "model-vs-data",
+        "colliding-experiment-names",
+        "duplicate-experiment-name",
+    }
+]
+
+
+@pytest.mark.parametrize("config_text,message", WORKFLOW_CASES)
 def test_workflow_refuses_bad_config(config_text, message, tmp_path):
     untouched = finished_file(tmp_path / "results" / "tiny" / "metrics.csv")
     assert_workflow_refuses(tmp_path, config_text, message)
@@ -247,3 +266,63 @@ def test_train_refuses_a_spec_that_is_not_json(tmp_path, capsys):
     code = cli.main(["train", "--spec", "{width: 4", "--data", "x.npz", "--out", str(out)])
     assert code != 0 and untouched()
     assert_one_line(capsys.readouterr().err, "doubledescent train: error: ", "Expecting")
+
+
+# Expected problems are one line; anything else is a bug and keeps its traceback.
+
+
+def tiny_train_argv(tmp_path, *extra) -> list[str]:
+    """`train` of the tiny config's smallest group on a prepared dataset in tmp_path."""
+    exp = config.validate(TINY_CONFIG, SCHEMA)["experiments"]["tiny"]
+    spec = json.dumps(config.group_spec("tiny", exp, "width~4_norm~none"))
+    data.save(data.build(exp["dataset"]), tmp_path / "data.npz")
+    out = str(tmp_path / "group.parquet")
+    return ["train", "--spec", spec, "--data", str(tmp_path / "data.npz"), "--out", out, *extra]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_device_is_one_line(tmp_path, capsys):
+    code = cli.main(tiny_train_argv(tmp_path, "--device", "cuda"))
+    assert code == 1
+    assert_one_line(
+        capsys.readouterr().err, "doubledescent train: error: ", "torch sees no CUDA device"
+    )
+
+
+def test_metrics_table_that_is_missing_is_one_line(tmp_path, capsys):
+    argv = ["summarize", "--metrics", str(tmp_path / "no.parquet"), "--tol", "0.01"]
+    assert cli.main([*argv, "--out", str(tmp_path / "s.csv")]) == 1
+    assert_one_line(capsys.readouterr().err, "doubledescent summarize: error: ", "not found")
+
+
+def test_a_bug_inside_training_keeps_its_traceback(tmp_path):
+    """A ValueError from deep inside a step (here injected into the optimizer's update, as a
+    shape mismatch in torch would raise it) is no user error: the CLI must not shorten it."""
+    argv = tiny_train_argv(tmp_path)
+    code = (
+        "import sys\n"
+        "from doubledescent import cli, optim\n"
+        "def broken(self, *a, **k):\n"
+        "    raise ValueError('injected bug in the update')\n"
+        "optim.SGD.step = broken\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Traceback (most recent call last):"), proc.stderr
+    assert "in train_step" in proc.stderr and "in broken" in proc.stderr
+    assert proc.stderr.rstrip().endswith("ValueError: injected bug in the update")
+    assert not (tmp_path / "group.parquet").exists()
+
+
+def test_a_bug_propagates_out_of_main(tmp_path, monkeypatch):
+    from doubledescent import train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr(train, "train_group", broken)
+    with pytest.raises(RuntimeError, match="injected bug"):
+        cli.main(tiny_train_argv(tmp_path))

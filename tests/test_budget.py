@@ -97,9 +97,10 @@ def test_a_sample_wise_sweep_with_a_steps_budget_gives_every_size_the_same_steps
         monkeypatch.undo()
     assert steps[100][:2] == steps[300][:2] == (12, [1, 3, 12])  # geomspace(1, 12, 3)
     assert steps[100][2] == pytest.approx(12 / 2) and steps[300][2] == pytest.approx(12 / 5)
-    # Their cost is the same too: steps x batch samples, whatever the size.
+    # Their training costs the same too: steps x batch samples, whatever the size; only the
+    # evaluations, over n_train + n_test samples, grow a little with the size.
     cost = [resources.train_seconds(exp, 6, 4, n) for n in (100, 300)]
-    assert cost[0] == cost[1] == resources.train_seconds(experiment({"epochs": 12 * 64}, 1), 6, 4)
+    assert cost[0] < cost[1] == pytest.approx(cost[0], rel=0.02)
 
 
 @pytest.mark.parametrize(

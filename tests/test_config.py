@@ -1,4 +1,5 @@
 import copy
+import hashlib
 
 import pytest
 import yaml
@@ -159,3 +160,120 @@ def test_model_that_takes_the_dataset(model, dataset):
     cfg = default_with("model", {"name": model})
     cfg["experiments"]["mnist1d_mlp"]["dataset"] = {"name": dataset, "n_train": 100, "n_test": 100}
     config.validate(cfg, SCHEMA)
+
+
+# sha256 of each group spec of config.yaml as the train rule's params carry it (its canonical
+# JSON), from before rerun keys were derived by config.INERT: users' finished groups of the
+# default config must never retrain because of a code change. Change one only on purpose.
+GOLDEN_SPECS = {
+    "mnist1d_mlp": """
+width~104_norm~batch accf7a9e1e61d69c0f186fcc930daae71f7c4ebeea5df72ccd171a2f020cb0b4
+width~104_norm~none ba0b046673cf51c64929f03d265cb74a022386b18f80200dc65aaa3de5c6c408
+width~12_norm~batch ade6764e88d5c5fd0667375eb6845f87ba169b9364486a69ba5bfa704cfe510b
+width~12_norm~none c1d757d589996bf46bb4a23342da34936a851fde9a8c154f861fbbea88456b43
+width~135_norm~batch a68f4099c38e216362451dc83d416db653d5e03b196d6f8cbd86daceb59a3593
+width~135_norm~none b43ee80bf6af36f463a4a5d228a6f4d37496436065b5665f2d04bebc2a85f8d3
+width~16_norm~batch d28c0f9c05c1eb3a1cc1cf1ca89d9904a97743a565d4a5f479d319e5fc20d690
+width~16_norm~none d9f532bd09c2535126aa75f78fd1749487a2fd916825e7e4b1b63cb4ae02ee69
+width~177_norm~batch 99aeea5302ba947ec6ba01d9b89aa8eec407482866d21189d02331bd8eed4dc6
+width~177_norm~none 759a722da52bf8e17cc5b27b3d402532738bb8c530908e37480e271e8b2826b0
+width~21_norm~batch 3ada4d04157066a63292806753e34499b1042247a0fba2ed26486e9bb9c6d001
+width~21_norm~none 1ee10da1bfa282e76e683a9e9676552b74d7c3af36a5e254d96d7c31b0075b4c
+width~230_norm~batch b9485b31ad7a77e8915e7021a3427720d975a0d48600126bbbc2070a014e33b1
+width~230_norm~none add05801269a6799179b76940e718133081ad4d2332b012b3704bd26be8222a3
+width~27_norm~batch 46c1205434b28781ed353cb09e4ae1187367baca97f5922a9eb1af903a12aa39
+width~27_norm~none c49cb5101384497b5576f6be99377ee03b903e2fd7c4426a1603819641d8ce66
+width~2_norm~batch bf82a9432b7af3b81d329f011260dc7d74e4f64d6eb02afef0aea041bffcce0a
+width~2_norm~none 0f5b385981c7daf063b66ca99a5cfc41ac4e38da171ee48e1b670482cb91672e
+width~300_norm~batch f68c9e0b04ec9871d163a64cb7de5100651368e71b95cf123f5abf60ad75eb49
+width~300_norm~none ee672044c5847b6ef93de0ffe1a839e8d08ce0db3819027f370a44b1af4f86d8
+width~36_norm~batch b122064b63952aef0e6187f9109e4ee69f8913d6a5e4b3d5099f3681e6d0b5d2
+width~36_norm~none 24cc9f3494f8c09d47cb30793862d876f4e3631af665d06806f4983ca109d36f
+width~3_norm~batch a2b3f5c389a983ca747223071d9e2b1d934f0243613ee57fba6a09b451fae482
+width~3_norm~none c0c50fd5d789412c8dc9e9fed115d3beff61d1855d465518ee72ef67e4d5b74e
+width~47_norm~batch 398902e41a4c6135e3257eeca421babbcc272d9712ee8e41ac6b1c119f16d030
+width~47_norm~none c42cc4daa06c713b6d2de88aaa502ca9e1ee56c3e33ff715b3d165dc4f5de2c9
+width~4_norm~batch 68ea69e29e9d91ff583167ebc86560ccc81abfd3c681fbfd7ce071da06a6bf14
+width~4_norm~none 958db3f9f4dbef8aca2bc64dec64e482f4a5128f81dc8f56d7dc1ea06e980094
+width~5_norm~batch cfba89c6b85846359ae129fc91517682eb4b8af5c5650fb4830d687bc9b13649
+width~5_norm~none e0874d6c9c484dcf7978a6c4d1dedfd2412e099abcf63461026bf9e03ce18c53
+width~61_norm~batch d342c851667a5648e0838c6ef4dca2d67fb89300f833ce64a8a501cf8309e429
+width~61_norm~none fc78a972d19833f4c25bbcacf51e9a930aaca238e8cda179c32a9e79c327db2a
+width~7_norm~batch 2f12fa02e341c08bcc05e155fee2ec4cbb741a4eace8ceec981273bd812c84d8
+width~7_norm~none e73d830b292025a6469af93a1e9c6378a12920fe6d1d8d6d6e39ef4acf44aad1
+width~80_norm~batch a02565801f7a3ccfbd7ed16b52b48cda9dac9b705a9eef70ae23de640c3d71a7
+width~80_norm~none aab566ab331f7298960702fa9715f821dd716a701b0e08ebb01041d136bd7ae5
+width~9_norm~batch 5b0dc1c19bef5211a43630c9e1648117371b3c60a8b975292aa7965a785ce77b
+width~9_norm~none 198e66cd7da4fca91b5bf02e7bb9f4a3d4f73ac59b271692bba87265f4fd35e1
+""",
+    "mnist1d_optimal_l2": """
+width~104_norm~none e6e05cb49493ca781219297e29969999baecedacbef7adcf8886688f1165a998
+width~16_norm~none 911fd8ad866db76e4905474df3dd0174a2557c5e629abb7bc0cad9545524e3a4
+width~27_norm~none 55377e3934aead73330d265a6e8fac65cd8c4bbef39ee32df382ac9bc899b835
+width~36_norm~none aea858a49e6a3edde4ec390b827a2ccfb11a1c0cd862c2adee74150b11a5c785
+width~47_norm~none 68e940b0e95746bb52255b5488ee7e0ad0bac8adb1a91c4661c780e92d417ce8
+width~4_norm~none bdc518d0658c205c1a915e59698e9217e6bc1309e61c151726fda16cfa7d32ff
+width~61_norm~none a1901b80b37eccb829cdea5357b4341d566c64de4b328c39d19bd85d97d2161a
+width~80_norm~none e52c1151c2545504ee0063c2a5e296018ef09b77cf417afab63aa2192e7d22d9
+width~8_norm~none a083bb64f3fcf33a0da7dfc5565b9b365ec6401e0a08fc9741ff9620644c9e36
+""",
+}
+
+
+def spec_hashes(experiments: dict) -> dict[str, str]:
+    return {
+        name: "".join(
+            f"{gid} {hashlib.sha256(config.canonical_json(spec).encode()).hexdigest()}\n"
+            for gid in sorted(config.groups(exp))
+            for spec in [config.group_spec(name, exp, gid)]
+        )
+        for name, exp in experiments.items()
+    }
+
+
+def test_default_group_specs_are_pinned():
+    experiments = config.validate(DEFAULT, SCHEMA)["experiments"]
+    assert spec_hashes(experiments) == {k: v.lstrip("\n") for k, v in GOLDEN_SPECS.items()}
+
+
+def test_default_data_params_are_pinned():
+    """The prepare_data rule's rerun key: a new one rebuilds the data and retrains all."""
+    experiments = config.validate(DEFAULT, SCHEMA)["experiments"]
+    hashes = {
+        name: hashlib.sha256(config.canonical_json(config.data_params(exp)).encode()).hexdigest()
+        for name, exp in experiments.items()
+    }
+    assert hashes == {
+        "mnist1d_mlp": "f3627b548a0c51132987dc58d228a746abf828fe911f138336f70a4be9451ad2",
+        "mnist1d_optimal_l2": "0c85e3da0d972cb4d63c743bd973493acc81867775930c1f2f20dcf8ec4cd667",
+    }
+
+
+def test_a_new_option_at_its_default_leaves_every_spec_as_it_was(monkeypatch):
+    """What adding an option means: its schema default fills every config, and its INERT
+    line keeps it out of the specs until a config sets another value."""
+    experiments = config.validate(DEFAULT, SCHEMA)["experiments"]
+    before = spec_hashes(experiments)
+    data_before = [config.data_params(exp) for exp in experiments.values()]
+    new = config.Inert(("training", "label_smoothing"), default=0.0)
+    new_data = config.Inert(("dataset", "crop"), default=False)
+    monkeypatch.setattr(config, "INERT", (*config.INERT, new, new_data))
+    for exp in experiments.values():
+        exp["training"]["label_smoothing"] = 0.0
+        exp["dataset"]["crop"] = False
+    assert spec_hashes(experiments) == before
+    assert [config.data_params(exp) for exp in experiments.values()] == data_before
+    exp = experiments["mnist1d_mlp"]
+    exp["training"]["label_smoothing"] = 0.1
+    spec = config.group_spec("mnist1d_mlp", exp, "width~47_norm~none")
+    assert spec["training"]["label_smoothing"] == 0.1
+
+
+def test_a_sweeps_size_is_in_its_specs_and_nowhere_else():
+    sweep = config.load(REPO / "tests" / "configs" / "tiny_samplewise.yaml", SCHEMA)
+    exp = sweep["experiments"]["tiny_samplewise"]
+    spec = config.group_spec("s", exp, "n~150_width~4_norm~none")
+    assert spec["n_train"] == 150 and {r["n_train"] for r in spec["runs"]} == {150}
+    plain = config.validate(DEFAULT, SCHEMA)["experiments"]["mnist1d_mlp"]
+    spec = config.group_spec("m", plain, "width~4_norm~none")
+    assert "n_train" not in spec and not any("n_train" in r for r in spec["runs"])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from doubledescent import data
+from doubledescent.errors import DataError
 from tests.conftest import mnist1d_spec
 
 
@@ -57,11 +58,11 @@ def test_save_load_roundtrip(tmp_path, small_data):
 
 
 def test_load_errors_are_one_line(tmp_path):
-    with pytest.raises(FileNotFoundError, match="prepared dataset not found"):
+    with pytest.raises(DataError, match="prepared dataset not found"):
         data.load(tmp_path / "missing.npz")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="corrupt") as e:
+    with pytest.raises(DataError, match="corrupt") as e:
         data.load(bad)
     assert "\n" not in str(e.value)
 

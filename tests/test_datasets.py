@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from doubledescent import cli, config, data, train
+from doubledescent.errors import DataError
 from tests.dataset_files import N_TEST_FILE, N_TRAIN_FILE, write_cifar, write_mnist_like
 
 SCHEMA = Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -171,7 +172,7 @@ def test_config_rejects_more_samples_than_the_source_has(dataset, message):
 
 def test_files_smaller_than_requested_are_a_clear_error(tmp_path):
     write_mnist_like(tmp_path, "MNIST")
-    with pytest.raises(ValueError, match=f"only {N_TRAIN_FILE}"):
+    with pytest.raises(DataError, match=f"only {N_TRAIN_FILE}"):
         data.build(spec(name="mnist", root=str(tmp_path), n_train=30, n_test=5))
 
 
@@ -220,7 +221,7 @@ def test_failed_download_is_one_line(tmp_path, offline_download):
         raise RuntimeError("Error downloading:\n  name or service not known")
 
     offline_download(unreachable)
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(DataError) as info:
         data.build(spec(name="cifar10", root=str(tmp_path), n_train=10, n_test=5, download=True))
     message = str(info.value)
     assert "\n" not in message and "download into" in message

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from doubledescent import cli, data, plots, results
+from doubledescent import cli, data, plots, results, targets
 
 WIDTHS = [2, 4, 8, 16]
 EPOCHS = [1, 10, 100]
@@ -27,6 +27,8 @@ SPEC = {
     "test_error": "clean",
     "figure_width": "auto",
 }
+# What the synthetic table's experiment looks like to the figure catalogue: one size, no grid.
+TINY_EXPERIMENT = {"dataset": {"n_train": N_TRAIN}, "regularizers": {"none": {"weight_decay": 0.0}}}
 
 
 def n_params(width: int) -> int:
@@ -63,6 +65,7 @@ def row(reg: str, i: int, seed: int, epoch: int, label_noise: float) -> dict:
         "diverged": False,
         "run_id": f"width~{width}_reg~{reg}_seed~{seed}",
         "n_train": N_TRAIN,
+        "n_fit": N_TRAIN,
         "num_classes": N_CLASSES,
         "label_noise": label_noise,
     }
@@ -241,7 +244,7 @@ def test_plot_setting_chooses_the_test_error_of_size_epoch_and_sample_figures(ta
     assert heatmap.axes[-1].get_ylabel() == f"test error ({setting} labels)"  # the colorbar
     curves = plots.draw("epoch_curves", table, spec).axes[0]
     assert curves.get_ylabel() == f"test error ({setting} labels)"
-    sizes = pd.concat([table.assign(n_train=n) for n in (100, 400)], ignore_index=True)
+    sizes = pd.concat([table.assign(n_fit=n) for n in (100, 400)], ignore_index=True)
     wise = plots.draw("sample_wise", sizes, spec).axes[0]
     assert wise.get_ylabel() == f"test error ({setting} labels)"
     assert max(line.get_ydata().max() for line in wise.lines) == pytest.approx(max(expected))
@@ -309,13 +312,11 @@ def test_epoch_curves_show_smallest_threshold_and_largest_width(table):
 # The command line: every figure's files, and the LaTeX table.
 
 
-def test_cli_figures_are_the_plot_functions():
-    assert cli.FIGURES == list(plots.FIGURES)
+def test_the_catalogue_is_the_plot_functions():
+    assert targets.FIGURES == list(plots.FIGURES)
 
 
-@pytest.mark.parametrize(
-    "figure", [f for f in cli.FIGURES if f not in cli.GRID_FIGURES + cli.SIZE_FIGURES]
-)
+@pytest.mark.parametrize("figure", targets.figures_of(TINY_EXPERIMENT))
 def test_cli_writes_pdf_png_svg(tmp_path, table, figure):
     metrics = tmp_path / "metrics.parquet"
     table.to_parquet(metrics)
@@ -384,7 +385,7 @@ def test_peak_is_after_the_classical_dip_not_the_underfit_smallest_model():
             "train_error": train,
             "diverged": False,
             "label_noise": 0.15,
-            "n_train": 400,
+            "n_fit": 400,
         }
     )
     s = results.summary(df, tol=0.01).iloc[0]

@@ -1,4 +1,7 @@
-"""Stopping snakemake mid-sweep loses nothing: a rerun finishes and retrains nothing done."""
+"""Stopping snakemake mid-sweep loses nothing: a rerun finishes and retrains nothing done.
+
+The test stops the sweep at a known point, whatever the machine's speed: the wide group's job
+pauses after its first checkpoint (checkpoint.PAUSE_ENV) until the test lets it go on."""
 
 import os
 import re
@@ -10,30 +13,43 @@ import pandas as pd
 import pytest
 import yaml
 
+from doubledescent import checkpoint
 from tests.conftest import TINY, snakemake, snakemake_cmd
 
+EPOCHS = 60
 
-def slow_tiny(tmp_path):
-    """The tiny config with one long group, so the sweep can be stopped halfway."""
+
+def two_groups(tmp_path):
+    """The tiny config with two groups, checkpointing every 20 epochs."""
     cfg = yaml.safe_load(TINY.read_text())
     exp = cfg["experiments"]["tiny"]
-    exp["widths"] = [4, 256]
+    exp["widths"] = [4, 16]
     exp["regularizers"] = {"none": {}}
-    exp["training"].update(epochs=1500, eval_epochs=4)
+    exp["training"].update(epochs=EPOCHS, eval_epochs=4)
     cfg["checkpoint_every"] = 20
-    path = tmp_path / "slow.yaml"
+    path = tmp_path / "two_groups.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def wait_until(done, run: subprocess.Popen, log) -> None:
+    """Until `done()` holds (an event the workflow writes); fail if Snakemake ends first."""
+    while not done():
+        assert run.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stop_then_rerun_finishes_and_keeps_finished_groups(tmp_path, sig):
     """Ctrl-C (SIGINT to the process group) kills the running job, which then resumes from
     its checkpoint; SIGTERM lets running jobs finish. Either way nothing finished is redone."""
-    config = slow_tiny(tmp_path)
-    groups = tmp_path / "results" / "tiny" / "groups"
-    small, big = groups / "width~4_norm~none.parquet", groups / "width~256_norm~none.parquet"
-    checkpoint = tmp_path / "results" / "tiny" / "checkpoints" / "width~256_norm~none.pt"
+    config = two_groups(tmp_path)
+    results = tmp_path / "results" / "tiny"
+    small, wide = (results / "groups" / f"width~{w}_norm~none.parquet" for w in (4, 16))
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    release = pause / "width~16_norm~none.pt.pause"
+    release.touch()
     log = tmp_path / "snakemake.log"
     with open(log, "w") as out:
         # SIGINT back to its default in the child, as in a terminal: a suite started in the
@@ -44,17 +60,23 @@ def test_stop_then_rerun_finishes_and_keeps_finished_groups(tmp_path, sig):
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            env={**os.environ, checkpoint.PAUSE_ENV: str(pause)},
         )
-    # Stop once Snakemake has recorded data + the small group as done and the big one
-    # has a checkpoint: a job whose output exists but is not yet recorded is rightly redone.
-    deadline = time.time() + 240
-    while time.time() < deadline and not (
-        re.search(r"\b2 of \d+ steps", log.read_text()) and checkpoint.exists()
-    ):
-        time.sleep(0.2)
-    assert run.poll() is None and small.exists() and not big.exists()
+    # Stop once Snakemake has recorded data + the small group as done and the wide one has
+    # paused after its first checkpoint: a job whose output exists but is not yet recorded
+    # is rightly redone.
+    paused = pause / "width~16_norm~none.pt.paused"
+    wait_until(
+        lambda: paused.exists() and re.search(r"\b2 of \d+ steps", log.read_text()), run, log
+    )
+    assert small.exists() and not wide.exists()
     finished = small.stat().st_mtime_ns
-    os.killpg(run.pid, sig) if sig == signal.SIGINT else run.send_signal(sig)
+    if sig == signal.SIGINT:
+        os.killpg(run.pid, sig)
+    else:  # once Snakemake has taken it in, let the running job finish
+        run.send_signal(sig)
+        wait_until(lambda: "Will exit after finishing" in log.read_text(), run, log)
+        release.unlink()
     assert run.wait(timeout=120) != 0
 
     dry = snakemake(tmp_path, "-n", "--quiet", "rules", configfile=config).stdout
@@ -62,8 +84,8 @@ def test_stop_then_rerun_finishes_and_keeps_finished_groups(tmp_path, sig):
     rerun = snakemake(tmp_path, configfile=config)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert small.stat().st_mtime_ns == finished  # not retrained
-    job_log = tmp_path / "results" / "tiny" / "logs" / "train" / "width~256_norm~none.log"
+    job_log = (results / "logs" / "train" / "width~16_norm~none.log").read_text()
     if sig == signal.SIGINT:
-        assert "resuming from the checkpoint" in job_log.read_text()
-    table = pd.read_parquet(tmp_path / "results" / "tiny" / "metrics.parquet")
-    assert table.run_id.nunique() == 4 and table.epoch.max() == 1500
+        assert "resuming from the checkpoint at step 160 (epoch 20)" in job_log  # 8 steps an epoch
+    table = pd.read_parquet(results / "metrics.parquet")
+    assert table.run_id.nunique() == 4 and table.epoch.max() == EPOCHS

@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from doubledescent import cli, config, plots, results
-from tests.conftest import REPO, SCHEMA, snakemake
+from doubledescent.errors import UserError
+from tests.conftest import REPO, SCHEMA
 
 GRID = REPO / "tests" / "configs" / "tiny_grid.yaml"
 
@@ -39,7 +40,7 @@ def grid_table() -> pd.DataFrame:
             "epoch": 5,
             "run_id": f"{w}-{wd}-{s}",
             "label_noise": 0.2,
-            "n_train": 240,
+            "n_fit": 240,
             "diverged": False,
             "test_error": e + 0.01 * s,
             "val_error": val[w, wd],
@@ -72,7 +73,7 @@ def test_table_sets_the_validation_choice_beside_the_oracle():
     best = results.optimal_regularization(grid_table()).set_index("width")
     assert list(best.columns) == [
         "label_noise",
-        "n_train",
+        "n_fit",
         "family",
         "n_params",
         "chosen_weight_decay",
@@ -114,7 +115,7 @@ def test_ties_go_to_the_smaller_weight_decay():
                 "epoch": 5,
                 "run_id": f"{wd}",
                 "label_noise": 0.2,
-                "n_train": 240,
+                "n_fit": 240,
                 "diverged": False,
                 "val_error": val,
                 "test_error": test,
@@ -146,20 +147,20 @@ def test_figure_draws_each_lambda_and_the_envelope():
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert {"validation-chosen", "oracle (test-chosen)"} <= set(labels)
     assert len([lb for lb in labels if not lb.startswith("_")]) == 4  # 2 lambdas + 2 choices
-    with pytest.raises(ValueError, match="no weight-decay grid"):
+    with pytest.raises(UserError, match="no weight-decay grid"):
         plots.optimal_regularization(grid_table().query("regularizer == 'none'"))
 
 
-def test_grid_experiment_runs_end_to_end(tmp_path):
-    proc = snakemake(tmp_path, configfile=GRID)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = tmp_path / "results" / "tiny_grid"
+def test_grid_experiment_runs_end_to_end(samplewise_run):
+    """The sample-wise test config sweeps a grid too; its run, shared with the sample-wise
+    tests, has the grid's outputs."""
+    out = samplewise_run
     assert (out / "figures" / "optimal_regularization.pdf").read_bytes().startswith(b"%PDF")
     df = pd.read_parquet(out / "metrics.parquet")
-    assert set(df.regularizer) == {"none", "l2@0", "l2@0.001", "l2@0.1"}
-    assert sorted(df.weight_decay.unique()) == [0.0, 0.001, 0.1]
-    assert df.val_error.between(0, 1).all()  # the grid config holds out a validation split
+    assert set(df.regularizer) == {"none", "l2@0", "l2@0.01"}
+    assert sorted(df.weight_decay.unique()) == [0.0, 0.01]
+    assert df.val_error.between(0, 1).all()  # the config holds out a validation split
     assert df.groupby("run_id").size().eq(2).all()
     best = pd.read_csv(out / "optimal_regularization.csv")
-    assert sorted(best.width) == [8, 64] and best.chosen_weight_decay.notna().all()
+    assert sorted(best.width) == [4, 4, 32, 32] and best.chosen_weight_decay.notna().all()
     assert "\\bottomrule" in (out / "optimal_regularization.tex").read_text()

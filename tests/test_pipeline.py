@@ -5,19 +5,10 @@ import platform
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 import yaml
 
 from tests.conftest import TINY, check_tiny_metrics, report, snakemake
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    proc = snakemake(workdir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir
 
 
 def test_metrics_table(tiny_run):

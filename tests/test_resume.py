@@ -53,10 +53,21 @@ STEPS_PER_EPOCH = 30  # 300 samples in batches of 10
 
 
 def checkpoint_epoch(path) -> int:
-    try:
-        return torch.load(path, weights_only=False)["step"] // STEPS_PER_EPOCH
-    except (FileNotFoundError, EOFError, RuntimeError):
-        return 0
+    return torch.load(path, weights_only=False)["step"] // STEPS_PER_EPOCH
+
+
+def paused_after_a_checkpoint(folder, ckpt) -> dict:
+    """The environment that makes a training job pause after writing `ckpt` (see
+    checkpoint.PAUSE_ENV), and ask it to."""
+    (folder / f"{ckpt.name}.pause").touch()
+    return {**os.environ, checkpoint.PAUSE_ENV: str(folder)}
+
+
+def wait_for(path, job) -> None:
+    """Until the job has written `path` (an event); fail if the job ends first."""
+    while not path.exists():
+        assert job.poll() is None, job.stdout.read()
+        time.sleep(0.01)
 
 
 def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
@@ -80,20 +91,17 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
         "--checkpoint-every",
         "3",
     ]
-    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while checkpoint_epoch(ckpt) < 9 and job.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert job.poll() is None, "the job finished before it could be killed: make it longer"
+    env = paused_after_a_checkpoint(tmp_path, ckpt)
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    wait_for(tmp_path / f"{ckpt.name}.paused", job)
     os.kill(job.pid, signal.SIGKILL)
     job.wait()
-    killed_at = checkpoint_epoch(ckpt)
-    assert 9 <= killed_at < 40 and not out.exists()
+    assert checkpoint_epoch(ckpt) == 3 and not out.exists()
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    step = killed_at * STEPS_PER_EPOCH
-    assert f"resuming from the checkpoint at step {step} (epoch {killed_at})" in rerun.stdout
+    step = 3 * STEPS_PER_EPOCH
+    assert f"resuming from the checkpoint at step {step} (epoch 3)" in rerun.stdout
     assert not ckpt.exists()  # removed once the table is written
 
     resumed = pd.read_parquet(out)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from doubledescent import config, data, plots, results, train
-from tests.conftest import REPO, SCHEMA, mnist1d_spec, snakemake
+from doubledescent.errors import UserError
+from tests.conftest import SCHEMA, mnist1d_spec
 
 SIZES = [100, 200, 400]
 
@@ -117,12 +118,22 @@ def test_subset_keeps_labels_with_their_inputs(prepared):
     np.testing.assert_array_equal(sub.y_train_clean, prepared.y_train_clean[at])
 
 
+def test_without_a_sweep_the_size_is_the_configured_one(prepared):
+    exp = experiment(400, validation=40)
+    exp["training"].update(epochs=1, eval_epochs=1)
+    table = train.train_group(
+        config.group_spec("e", exp, "width~4_norm~none"), prepared, device="cpu", log=lambda _: None
+    )
+    assert set(table["n_train"]) == {400} and set(table["n_fit"]) == {360}
+
+
 def test_training_a_size_fits_its_subset(prepared):
     exp = experiment([200, 400], validation=40)
     exp["training"].update(epochs=1, eval_epochs=1)
     spec = config.group_spec("e", exp, "n~200_width~4_norm~none")
     table = train.train_group(spec, prepared, device="cpu", log=lambda _: None)
-    assert set(table["n_train"]) == {160}  # the samples fitted: 200 less the validation split
+    assert set(table["n_train"]) == {200}  # the size, as in the run ids
+    assert set(table["n_fit"]) == {160}  # the samples fitted: 200 less the validation split
     assert set(table["run_id"]) == {
         "n~200_width~4_reg~none_seed~0",
         "n~200_width~4_reg~none_seed~1",
@@ -147,7 +158,7 @@ def sweep_table() -> pd.DataFrame:
             "regularizer": reg,
             "width": w,
             "n_params": 10 * w,
-            "n_train": n,
+            "n_fit": n,
             "seed": s,
             "epoch": 3,
             "test_error": error(w, n) + (0.01 if s else -0.01) + (reg == "l2") * 0.1,
@@ -171,11 +182,11 @@ def test_sample_wise_data_spreads_widths_and_drops_diverged_runs():
     curves = results.sample_wise(sweep_table())
     assert sorted(curves["width"].unique()) == [2, 4, 16, 32, 128, 256]
     assert not curves["diverged"].any() and set(curves["seed"]) == {0, 1}
-    means = curves.groupby(["regularizer", "width", "n_train"])["test_error"].mean()
+    means = curves.groupby(["regularizer", "width", "n_fit"])["test_error"].mean()
     assert means["none", 4].tolist() == pytest.approx([error(4, n) for n in N])
     assert means["l2", 256, 400] == pytest.approx(error(256, 400) + 0.1)
-    with pytest.raises(ValueError, match="no training-set sizes to sweep"):
-        results.sample_wise(sweep_table().query("n_train == 400"))
+    with pytest.raises(UserError, match="no training-set sizes to sweep"):
+        results.sample_wise(sweep_table().query("n_fit == 400"))
 
 
 def test_sample_wise_figure_has_a_panel_per_regularizer_and_a_line_per_width():
@@ -198,10 +209,10 @@ def test_model_wise_analyses_keep_sizes_apart():
         test_loss=1.0,
     )
     s = results.summary(df, tol=0.01)
-    assert sorted(set(zip(s["n_train"], s["regularizer"]))) == [
+    assert sorted(set(zip(s["n_fit"], s["regularizer"]))) == [
         (n, reg) for n in N for reg in ("l2", "none")
     ]
-    at_200 = s[(s["n_train"] == 200) & (s["regularizer"] == "none")].iloc[0]
+    at_200 = s[(s["n_fit"] == 200) & (s["regularizer"] == "none")].iloc[0]
     assert at_200["min_test_error"] == pytest.approx(error(256, 200))
     tex = results.summary_latex(s)
     assert "Training samples" in tex and "Label noise" not in tex
@@ -213,18 +224,13 @@ def test_model_wise_analyses_keep_sizes_apart():
     assert titles[:2] == ["none, n = 100", "l2, n = 100"] and len(titles) == 6
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("samplewise")
-    proc = snakemake(workdir, configfile=REPO / "tests" / "configs" / "tiny_samplewise.yaml")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir / "results" / "tiny_samplewise"
-
-
-def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(pipeline):
+def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(samplewise_run):
+    pipeline = samplewise_run
     df = pd.read_parquet(pipeline / "metrics.parquet")
-    assert set(df["n_train"]) == {100, 250}  # the samples fitted: 150 and 300 less 50 held out
+    assert set(df["n_fit"]) == {100, 250}  # the samples fitted: 150 and 300 less 50 held out
     assert df.groupby("n_train")["run_id"].nunique().tolist() == [2 * 3, 2 * 3]
+    assert (df["n_train"] - df["n_fit"] == 50).all()
+    assert all(r.startswith(f"n~{n}_") for r, n in zip(df["run_id"], df["n_train"]))
     assert df["val_error"].between(0, 1).all()
     assert (pipeline / "figures" / "sample_wise.pdf").read_bytes().startswith(b"%PDF")
     assert (pipeline / "figures" / "optimal_regularization.pdf").exists()
@@ -232,9 +238,9 @@ def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(pipeline):
         f"n~{n}_width~{w}_norm~none" for n in (150, 300) for w in (32, 4)
     ]
     summary = pd.read_csv(pipeline / "summary.csv")
-    assert sorted(set(summary["n_train"])) == [100, 250]
+    assert sorted(set(summary["n_fit"])) == [100, 250]
     best = pd.read_csv(pipeline / "optimal_regularization.csv")
-    assert sorted(zip(best["n_train"], best["width"])) == [(100, 4), (100, 32), (250, 4), (250, 32)]
+    assert sorted(zip(best["n_fit"], best["width"])) == [(100, 4), (100, 32), (250, 4), (250, 32)]
 
 
 def test_adding_a_smaller_size_leaves_the_other_groups_untouched():

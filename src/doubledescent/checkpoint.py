@@ -11,11 +11,14 @@ a checkpoint of another spec is ignored.
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from doubledescent.errors import UserError
 from doubledescent.io import atomic_path
 
 # The group's random streams that advance during training (init is used up at the start).
@@ -56,6 +59,25 @@ def save(path: str | Path, spec: dict, group, progress: Progress) -> None:
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+    _pause_if_a_test_asks(Path(path))
+
+
+# Test-only: the folder where a test asks a training job to pause after a checkpoint, so it
+# can stop the job at a known point on a machine of any speed (tests/test_interrupt.py).
+PAUSE_ENV = "DOUBLEDESCENT_TEST_PAUSE_AFTER_CHECKPOINT"
+
+
+def _pause_if_a_test_asks(path: Path) -> None:
+    """With PAUSE_ENV naming a folder that holds `<checkpoint file name>.pause`: write
+    `<name>.paused` there once the checkpoint is saved, then wait until the test removes
+    the `.pause` file (or stops the job)."""
+    folder = os.environ.get(PAUSE_ENV)
+    request = Path(folder or ".") / f"{path.name}.pause"
+    if not folder or not request.exists():
+        return
+    request.with_suffix(".paused").touch()
+    while request.exists():
+        time.sleep(0.01)
 
 
 def _load(path: Path, spec: dict) -> dict | None:
@@ -65,7 +87,7 @@ def _load(path: Path, spec: dict) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 (zip/pickle errors mean the same to a user)
-        raise ValueError(f"checkpoint {path} is corrupt ({e}); delete it and rerun") from None
+        raise UserError(f"checkpoint {path} is corrupt ({e}); delete it and rerun") from None
     return state if state["spec"] == _tag(spec) else None
 
 

@@ -8,28 +8,31 @@ import os
 import sys
 from pathlib import Path
 
-from doubledescent.config import ConfigError
+from doubledescent.errors import UserError
+from doubledescent.targets import FIGURES
 
-# The figure names, without importing matplotlib for every other step.
-FIGURES = [
-    "model_wise",
-    "model_wise_loss",
-    "memorization",
-    "epoch_wise",
-    "epoch_curves",
-    "optimal_regularization",
-    "sample_wise",
-]
-# Drawn only for experiments that sweep a weight-decay grid.
-GRID_FIGURES = ["optimal_regularization"]
-# Drawn only for experiments that sweep training-set sizes.
-SIZE_FIGURES = ["sample_wise"]
+
+def _json(text: str, option: str):
+    """A JSON argument; not JSON is the caller's mistake, not a bug."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{option} is not valid JSON ({e})") from None
+
+
+def _metrics(path: str):
+    """The metrics table a step reads."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise UserError(f"metrics table not found: {path}")
+    return pd.read_parquet(path)
 
 
 def _data(args) -> None:
     from doubledescent import data
 
-    data.save(data.build(json.loads(args.spec)), args.out)
+    data.save(data.build(_json(args.spec, "--spec")), args.out)
 
 
 def _log(line: str) -> None:
@@ -52,7 +55,7 @@ def _train_group(args) -> None:
     from doubledescent.io import write_table
     from doubledescent.provenance import now
 
-    spec = json.loads(args.spec)
+    spec = _json(args.spec, "--spec")
     progress_path = progress.path_for(args.checkpoint) if args.checkpoint else None
     out, *weights = args.out
     # Under weight reuse the groups' final weights lie side by side (the rule's second output).
@@ -87,21 +90,17 @@ def _collect(args) -> None:
 
 
 def _plot(args) -> None:
-    import pandas as pd
-
     from doubledescent import plots
 
-    fig = plots.draw(args.figure, pd.read_parquet(args.metrics), json.loads(args.spec))
+    fig = plots.draw(args.figure, _metrics(args.metrics), _json(args.spec, "--spec"))
     plots.save(fig, args.out)
 
 
 def _summarize(args) -> None:
-    import pandas as pd
-
     from doubledescent import results
     from doubledescent.io import atomic_path, write_table
 
-    table = results.summary(pd.read_parquet(args.metrics), args.tol)
+    table = results.summary(_metrics(args.metrics), args.tol)
     write_table(table, args.out)
     if args.tex:
         with atomic_path(args.tex) as tmp:
@@ -109,27 +108,23 @@ def _summarize(args) -> None:
 
 
 def _optimal(args) -> None:
-    import pandas as pd
-
     from doubledescent import results
     from doubledescent.io import atomic_path, write_table
 
-    table = results.optimal_regularization(pd.read_parquet(args.metrics))
+    table = results.optimal_regularization(_metrics(args.metrics))
     if table.empty:
-        raise ValueError("no weight-decay grid in this table (give a weight_decay list)")
+        raise UserError("no weight-decay grid in this table (give a weight_decay list)")
     write_table(table, args.out)
     with atomic_path(args.tex) as tmp:
         tmp.write_text(results.optimal_regularization_latex(table))
 
 
 def _provenance(args) -> None:
-    import pandas as pd
-
     from doubledescent.io import write_json
     from doubledescent.provenance import provenance
 
-    df = pd.read_parquet(args.metrics)
-    write_json(provenance(df, args.experiment, json.loads(args.config), args.repo), args.out)
+    config = _json(args.config, "--config")
+    write_json(provenance(_metrics(args.metrics), args.experiment, config, args.repo), args.out)
 
 
 # The repository's schema: the package is installed editable from the repo's src/.
@@ -245,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
+    except UserError as e:  # anything else is a bug: its traceback is what to read
         print(f"doubledescent {args.step}: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, replace
@@ -12,22 +13,9 @@ import jsonschema
 import numpy as np
 import yaml
 
+from doubledescent.architectures import MODEL_INPUTS
 from doubledescent.data import SOURCES, dataset_size_limits
-
-
-class ConfigError(ValueError):
-    """A config problem, phrased as one line that names the offending key."""
-
-
-# The input each model family takes (the registry itself is doubledescent.models, which
-# needs torch; this stays importable where Snakemake parses the config): `vector` flattens
-# any dataset, `image` needs (C, H, W) images, `sequence` MNIST-1D's 1-D signals.
-MODEL_INPUTS = {
-    "mlp": "vector",
-    "cnn5": "image",
-    "preact_resnet18": "image",
-    "mnist1d_cnn": "sequence",
-}
+from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
 
 
 def _with_defaults(validator_class):
@@ -246,9 +234,7 @@ class Run:
         return f"{data_prefix(self)}width~{self.width}_reg~{self.regularizer}_seed~{self.seed}"
 
     def to_dict(self) -> dict:
-        # Without a sweep the dict, and so the group spec, is what it was before sweeps
-        # existed: Snakemake then sees unchanged params and retrains nothing.
-        return {k: v for k, v in asdict(self).items() if k not in SWEPT or v is not None}
+        return asdict(self)
 
 
 SWEPT = ("n_train", "label_noise")  # the data conditions an experiment may sweep
@@ -384,35 +370,90 @@ def groups(exp: dict) -> dict[str, list[Run]]:
     return out
 
 
-MLP_ONLY_KEYS = ("depth", "batchnorm_position")  # the conv nets have a fixed layer structure
-
-
-def model_spec(model: dict) -> dict:
-    """The `model` section as its family reads it: defaults that only the MLP uses are left
-    out of a conv net's spec, so editing them does not retrain it. `batchnorm` is left out
-    too: each run carries it (runs), so the specs of configs without it are unchanged."""
-    dropped = ("batchnorm",) if model["name"] == "mlp" else ("batchnorm", *MLP_ONLY_KEYS)
-    return {k: v for k, v in model.items() if k not in dropped}
-
-
 def group_spec(name: str, exp: dict, gid: str) -> dict:
-    """Exactly what a training job needs, so that unrelated config edits don't retrain it."""
+    """Exactly what a training job needs, so that unrelated config edits don't retrain it.
+
+    It is Snakemake's rerun key too (the train rule's params): see INERT for what it leaves
+    out."""
     # Sorted, so that reordering regularizers or seeds in the YAML retrains nothing.
     members = sorted(groups(exp)[gid], key=lambda r: (r.regularizer, r.seed))
     spec = {
         "experiment": name,
         "group": gid,
         "dataset": dataset_spec(exp, members[0].label_noise),
-        "model": model_spec(exp["model"]),
+        "model": exp["model"],
         "training": exp["training"],
         "width": members[0].width,
         "runs": [r.to_dict() for r in members],
+        "n_train": members[0].n_train,  # in a sweep, the subset of the prepared dataset it fits
+        # Under weight reuse, the group whose final weights this one starts from.
+        "reuse_from": reuse_source(exp, gid),
     }
-    if sweeps_sizes(exp):  # the subset of the prepared dataset that this group fits
-        spec["n_train"] = members[0].n_train
-    if (source := reuse_source(exp, gid)) is not None:
-        spec["reuse_from"] = source  # the group whose final weights this one starts from
-    return spec
+    return without_inert(spec)
+
+
+@dataclass(frozen=True)
+class Inert:
+    """A group-spec entry that cannot change what the job computes in some specs, and is
+    left out of them: where its value is `default` (a key added after rerun keys were frozen
+    in 2026-12, at the value that behaves as before it existed), or where the model family
+    is not one of `read_by`."""
+
+    path: tuple[str, ...]  # keys from the spec's top; "runs" applies to each run
+    default: object = None
+    read_by: tuple[str, ...] | None = None  # None: every family reads it
+
+    def applies(self, spec: dict, value) -> bool:
+        if self.read_by is not None:
+            return spec["model"]["name"] not in self.read_by
+        return value == self.default
+
+
+# The rerun key's one rule: a group spec (and the data rule's params) holds every entry but
+# the inert ones. A new spec key (an option of training, model, dataset or a run) gets a
+# line here with its default, and the code that reads it takes that default where the key is
+# absent, so that adding it retrains no finished group; tests/test_config.py pins the
+# default config's keys. Sweeps of sizes and of label noise and weight reuse came after the
+# freeze; the conv nets' layers are fixed.
+INERT = (
+    Inert(("n_train",)),
+    Inert(("runs", "n_train")),
+    Inert(("runs", "label_noise")),
+    Inert(("reuse_from",)),
+    Inert(("model", "depth"), read_by=("mlp",)),
+    Inert(("model", "batchnorm_position"), read_by=("mlp",)),
+    # Each run carries its own batchnorm switch (runs); the model's is the config's default.
+    Inert(("model", "batchnorm"), read_by=()),
+)
+
+
+def canonical_json(obj) -> str:
+    """A spec as the workflow's params carry it: only a real change to it triggers a rerun."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def data_params(exp: dict, label_noise: float | None = None) -> dict:
+    """The prepare_data rule's params (its rerun key): the dataset spec (of the rate
+    `label_noise`, in a noise sweep) less its inert entries, by the group specs' rule, so
+    that a new dataset option at its default neither rebuilds the data nor, through it,
+    retrains the groups."""
+    return without_inert({"dataset": dataset_spec(exp, label_noise)})["dataset"]
+
+
+def without_inert(spec: dict) -> dict:
+    """A copy of `spec` (a group spec, or a part of one) without its inert entries (see
+    INERT)."""
+    out = copy.deepcopy(spec)
+    for inert in INERT:
+        *parents, key = inert.path
+        holders = [out]
+        for p in parents:
+            nodes = [node[p] for node in holders if p in node]
+            holders = [h for node in nodes for h in (node if p == "runs" else [node])]
+        for holder in holders:
+            if key in holder and inert.applies(out, holder[key]):
+                del holder[key]
+    return out
 
 
 def reuse_source(exp: dict, gid: str) -> str | None:

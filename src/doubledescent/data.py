@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from doubledescent.errors import DataError
 from doubledescent.io import atomic_path
+from doubledescent.streams import numpy_rng
 
 
 @dataclass
@@ -55,20 +57,15 @@ class Source:
         return len(self.shape) == 3
 
 
-# Independent random streams per dataset seed; noise keeps stream 1 so that existing
-# datasets reproduce their noisy labels.
-STREAMS = {"noise": 1, "train": 2, "test": 3, "validation": 4, "subset": 5}
-
-
-def _rng(spec: dict, stream: str) -> np.random.Generator:
-    """The dataset seed's generator for one purpose (see STREAMS)."""
-    return np.random.default_rng([spec["seed"], STREAMS[stream]])
+def _rng(spec: dict, purpose: str) -> np.random.Generator:
+    """The dataset seed's generator for one purpose (see doubledescent.streams)."""
+    return numpy_rng(spec["seed"], purpose)
 
 
 def _subsample(x: np.ndarray, y: np.ndarray, n: int, rng, what: str):
     """`n` samples without replacement: a prefix of one permutation, so smaller sets nest."""
     if n > len(y):
-        raise ValueError(f"{what}: {n} samples requested but only {len(y)} are available")
+        raise DataError(f"{what}: {n} samples requested but only {len(y)} are available")
     idx = rng.permutation(len(y))[:n]
     return x[idx], y[idx]
 
@@ -134,11 +131,11 @@ def _ensure_files(
             fetch()
         except (OSError, RuntimeError) as e:
             reason = " ".join(str(e).split()) or type(e).__name__  # torchvision's spans lines
-            raise FileNotFoundError(
+            raise DataError(
                 f"{spec['name']}: download into {folder} failed ({reason}); {how}"
             ) from None
     if absent := missing():
-        raise FileNotFoundError(
+        raise DataError(
             f"{spec['name']}: expected {', '.join(absent)} in {folder}; set dataset.download: "
             f"true on a machine with internet, or {how}"
         )
@@ -333,11 +330,11 @@ def nested_subset(arrays: Arrays, n_train: int, seed: int) -> Arrays:
     """
     n_fit = n_train - len(arrays.y_val)
     if not 0 < n_fit <= len(arrays.y_train):
-        raise ValueError(
+        raise DataError(
             f"n_train {n_train} does not fit the prepared {len(arrays.y_train)} "
             f"training and {len(arrays.y_val)} validation samples"
         )
-    rng = np.random.default_rng([seed, STREAMS["subset"]])
+    rng = numpy_rng(seed, "subset")
     # Sorted, so that the samples keep the prepared order and a full-size subset is the set.
     keep = np.sort(nested_order(arrays.noisy_mask, rng)[:n_fit])
     return replace(
@@ -357,11 +354,11 @@ def load(path: str | Path) -> Arrays:
     """Read a prepared dataset, with a clear error if it is missing or damaged."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"prepared dataset not found: {path}")
+        raise DataError(f"prepared dataset not found: {path}")
     try:
         with np.load(path) as f:
             fields = {k: f[k] for k in f.files}
         fields["num_classes"] = int(fields["num_classes"])
         return Arrays(**fields)
     except Exception as e:  # noqa: BLE001 (zip/pickle/key errors mean the same to a user)
-        raise ValueError(f"prepared dataset {path} is corrupt ({e}); delete it and rerun") from None
+        raise DataError(f"prepared dataset {path} is corrupt ({e}); delete it and rerun") from None

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from doubledescent.errors import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -49,4 +51,4 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
         elif path.suffix == ".csv":
             df.to_csv(tmp, index=False)
         else:
-            raise ValueError(f"unsupported table format: {path.suffix}")
+            raise UserError(f"unsupported table format: {path.suffix} (give .parquet or .csv)")

@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from doubledescent import results
+from doubledescent.errors import UserError
 from doubledescent.io import atomic_path
 
 ONE_COLUMN_WIDTH = 3.5  # inches: one column of a two-column journal page (89 mm)
@@ -114,7 +115,7 @@ def _condition_title(keys: list[str], values: tuple, varying: list[str]) -> list
     those that vary in the figure."""
     named = {
         "label_noise": lambda v: f"label noise {100 * v:.0f}%",
-        "n_train": lambda v: f"n = {int(v)}",
+        "n_fit": lambda v: f"n = {int(v)}",
     }
     return [named[k](v) for k, v in zip(keys, values) if k in varying]
 
@@ -258,7 +259,7 @@ def _mark_sample_size(axes, final: pd.DataFrame, size: str) -> None:
     """On a parameter axis, gray lines at params = n (and n x K, if in range)."""
     if size != "n_params":
         return
-    n, k = int(final["n_train"].iloc[0]), int(final["num_classes"].iloc[0])
+    n, k = int(final["n_fit"].iloc[0]), int(final["num_classes"].iloc[0])
     lo, hi = final["n_params"].min(), final["n_params"].max()
     marks = {label: v for v, label in [(n, "n"), (n * k, "nK")] if lo <= v <= hi}
     if not marks:
@@ -344,7 +345,7 @@ def optimal_regularization(
     split (solid, where there is one) and the oracle lower envelope (dashed), per grid."""
     grids = results.with_grids(df)
     if grids.empty:
-        raise ValueError("no weight-decay grid in this table (give a weight_decay list)")
+        raise UserError("no weight-decay grid in this table (give a weight_decay list)")
     chosen = {
         "validation-chosen": results.envelope(df, size, "val_error"),
         "oracle (test-chosen)": results.envelope(df, size, "test_error"),
@@ -471,7 +472,7 @@ def sample_wise(
         for ax, sub in panels:
             sns.lineplot(
                 data=sub,
-                x="n_train",
+                x="n_fit",
                 y=test,
                 hue="width",
                 palette=colors,
@@ -485,7 +486,7 @@ def sample_wise(
             )
             _log_x(ax)
             # Ticks at the swept sizes: a sweep may span less than a decade of the log axis.
-            sizes = sorted(sub["n_train"].unique())
+            sizes = sorted(sub["n_fit"].unique())
             ax.set_xticks(sizes, labels=_sparse(sizes))
             ax.set(xlabel="training samples n", ylabel=Y_LABELS[test])
         _legend(fig, {f"h = {w}": c for w, c in colors.items()})

@@ -1,20 +1,45 @@
 """Cluster resource requests for a training group, estimated from its shape.
 
-The estimates are deliberately generous: a job killed at its time or memory limit costs far
-more than an idle reservation. A cluster profile can override them per rule
+The runtime estimate (train_seconds) aims at the time a job takes on the measured machine
+(docs/benchmarks.md compares the two per width); the requests are deliberately generous on
+top of it, since a job killed at its time or memory limit costs far more than an idle
+reservation. A cluster profile can override them per rule
 (`set-resources: {train_group: {runtime: ...}}`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from doubledescent.config import budget_steps, train_sizes
+from doubledescent.architectures import forward_macs as model_macs
+from doubledescent.config import budget_steps, eval_steps, train_sizes
 from doubledescent.data import SOURCES
 
-# One torch thread sustained ~12 GFLOP/s on these shapes (2-core x86 VM, width 300, 9 runs);
-# assume 4, for slower cluster cores, evaluation passes and per-step overhead.
-FLOP_PER_SECOND = 4e9
+
+@dataclass(frozen=True)
+class CpuSpeed:
+    """One torch thread's throughput on a model family: FLOP/s of its weights' multiply-adds
+    and a fixed cost per gradient step (kernel dispatch, optimizer, masks, Python)."""
+
+    flop_per_second: float
+    step_seconds: float
+
+
+# Measured on the 2-core AVX-512 VM of docs/benchmarks.md, one thread per job. The MLP: the
+# default experiment's 14 measured widths fit 73 GFLOP/s + 0.33 ms a step to within 20%;
+# rounded down/up here. The conv nets: 3 runs on MNIST-1D (widths 8, 64) and digits (4, 32),
+# 2026-12-01, on the VM shared with other jobs (load ~2 per core, so these err long); the
+# ResNet, unmeasured, has 4x cnn5's layers per step.
+CPU_SPEED = {
+    "mlp": CpuSpeed(6e10, 3.5e-4),
+    "mnist1d_cnn": CpuSpeed(3.5e10, 4e-3),
+    "cnn5": CpuSpeed(3.5e10, 1.5e-2),
+    "preact_resnet18": CpuSpeed(3.5e10, 6e-2),
+}
+# What a request adds to the estimate: cluster cores may be slower than the measured one and
+# share their node; a job that still hits its limit is retried with twice as much.
+RUNTIME_MARGIN = 3
 STARTUP_MIN = 5  # interpreter, torch import, data load, SLURM job-step setup
 BASE_MEM_MB = 1200  # measured ~830 MB peak for torch plus MNIST-1D at width 2, ~1 GB at 300
 # Host memory of a CUDA context with cuBLAS/cuDNN loaded; a usual figure, not measured here.
@@ -25,33 +50,15 @@ CUDA_HOST_MEM_MB = 2000
 EVAL_CHUNK = 1024
 # A GPU: grouped convolutions of small widths reach a small fraction of an H100's peak, so
 # assume 10 TFLOP/s and 10 ms per step (kernel launches of every layer, forward and backward).
+# Not measured: no GPU was lent to the sessions that wrote this.
 GPU_FLOP_PER_SECOND = 1e13
 GPU_STEP_SECONDS = 0.01
 
 
-def approx_params(width: int, depth: int) -> int:
-    """Weights of an MLP with `depth` hidden layers; inputs+outputs taken as at most 100."""
-    return (depth - 1) * width * width + 100 * width
-
-
 def forward_macs(exp: dict, width: int) -> int:
-    """Multiply-adds of one run's forward pass on one sample: a weight's for the MLP, a
-    convolution's weights times its output positions for the conv nets (biases, BN, pooling
-    and the linear head left out)."""
-    model, shape = exp["model"]["name"], SOURCES[exp["dataset"]["name"]].shape
-    if model == "mlp":
-        return approx_params(width, exp["model"]["depth"])
-    if model == "mnist1d_cnn":  # lengths after convs of kernel 5, 3, 3, stride 2, padding 1
-        l1 = (shape[0] - 3) // 2 + 1
-        l2 = (l1 - 1) // 2 + 1
-        l3 = (l2 - 1) // 2 + 1
-        return l1 * 5 * width + (l2 + l3) * 3 * width * width
-    channels, pixels = shape[0], math.prod(shape[1:])
-    # cnn5: 9 (2c^2 at full size, 8c^2 at 1/4, 32c^2 at 1/16) = 54 c^2 per pixel.
-    # ResNet18: stage 1 4 x 9 k^2; stages 2-4 each (9 x 2 + 27 x 4 + 2) k^2 / 4 per doubling
-    # of channels and halving of size = 32 k^2; 36 + 3 x 32 = 132 k^2 per pixel.
-    per_pixel = {"cnn5": 54, "preact_resnet18": 132}[model]
-    return pixels * (9 * channels * width + per_pixel * width * width)
+    """Multiply-adds of one run's forward pass on one sample of the experiment's dataset."""
+    source = SOURCES[exp["dataset"]["name"]]
+    return model_macs(exp["model"], width, source.shape, source.num_classes)
 
 
 def job_size(runs: list) -> tuple[int, int, int | None]:
@@ -64,25 +71,30 @@ def job_size(runs: list) -> tuple[int, int, int | None]:
 def train_seconds(
     exp: dict, width: int, n_runs: int, n_train: int | None = None, gpu: bool = False
 ) -> float:
-    """A pessimistic estimate of the seconds training `n_runs` runs of one width takes on
-    `n_train` samples (default: its largest size), on CPU threads or, with
-    `gpu`, one GPU; forward+backward = 6 FLOP per multiply-add. Under weight reuse or
-    stopping at zero train error, runs may stop early: still the whole budget."""
-    tr = exp["training"]
+    """The seconds that training `n_runs` runs of one width on `n_train` samples (default:
+    the largest size) takes, on one CPU thread like the measured ones or, with `gpu`, one
+    GPU: forward+backward = 6 FLOP per multiply-add, evaluations (forward passes over the
+    train, test and validation sets) 2, plus a fixed cost per gradient step. Under weight
+    reuse or stopping at zero train error, runs may stop early: still the whole budget."""
+    tr, ds = exp["training"], exp["dataset"]
     n = max(train_sizes(exp)) if n_train is None else n_train
+    steps = budget_steps(tr, n)
     # Samples seen: steps x batch under a steps budget (whatever n is), else epochs x n.
     samples = tr["steps"] * tr["batch_size"] if "steps" in tr else n * tr["epochs"]
-    flop = 6 * forward_macs(exp, width) * samples * n_runs
+    evaluated = (n + ds["n_test"]) * len(eval_steps(tr, n))
+    flop = (6 * samples + 2 * evaluated) * forward_macs(exp, width) * n_runs
     if gpu:
-        return flop / GPU_FLOP_PER_SECOND + budget_steps(tr, n) * GPU_STEP_SECONDS
-    return flop / FLOP_PER_SECOND
+        return flop / GPU_FLOP_PER_SECOND + steps * GPU_STEP_SECONDS
+    cpu = CPU_SPEED[exp["model"]["name"]]
+    return flop / cpu.flop_per_second + steps * cpu.step_seconds
 
 
 def train_runtime_min(
     exp: dict, width: int, n_runs: int, n_train: int | None = None, gpu: bool = False
 ) -> int:
     """Minutes to request for training `n_runs` runs of one width."""
-    return STARTUP_MIN + math.ceil(train_seconds(exp, width, n_runs, n_train, gpu) / 60)
+    seconds = RUNTIME_MARGIN * train_seconds(exp, width, n_runs, n_train, gpu)
+    return STARTUP_MIN + math.ceil(seconds / 60)
 
 
 def train_priority(

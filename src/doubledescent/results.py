@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from doubledescent.config import family
+from doubledescent.errors import UserError
 
 # The columns users can rely on, first and in this order; others follow.
 KEY_COLUMNS = [
@@ -34,17 +35,17 @@ KEY_COLUMNS = [
 METRICS = ["train_loss", "train_error", "train_error_clean", "test_loss", "test_error", "noisy_fit"]
 # What a table may vary besides the model: the data a run saw. Analyses never average over
 # them; each combination gets its own curves (a column or row of panels) and summary rows.
-CONDITIONS = ["label_noise", "n_train"]
+CONDITIONS = ["label_noise", "n_fit"]
 
 
 def collect(paths: list[str | Path]) -> pd.DataFrame:
     """Concatenate group tables into one, sorted, with the key columns first."""
     if not paths:
-        raise ValueError("no group tables to collect")
+        raise UserError("no group tables to collect")
     df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     dupes = df.duplicated(["experiment", "run_id", "epoch"])
     if dupes.any():
-        raise ValueError(f"{int(dupes.sum())} duplicate (run, epoch) rows across group tables")
+        raise UserError(f"{int(dupes.sum())} duplicate (run, epoch) rows across group tables")
     order = KEY_COLUMNS + [c for c in df.columns if c not in KEY_COLUMNS]
     return df[order].sort_values(["width", "regularizer", "seed", "epoch"], ignore_index=True)
 
@@ -130,8 +131,8 @@ def sample_wise(df: pd.DataFrame, most_widths: int = 6) -> pd.DataFrame:
     """The final evaluations of sample-wise curves: runs that did not diverge, of at most
     `most_widths` widths spread over the sweep (a line per width stays readable)."""
     final = final_converged(df)
-    if final["n_train"].nunique() < 2:
-        raise ValueError("no training-set sizes to sweep in this table (give n_train a list)")
+    if final["n_fit"].nunique() < 2:
+        raise UserError("no training-set sizes to sweep in this table (give n_train a list)")
     return final[final["width"].isin(spread(final["width"], most_widths))]
 
 
@@ -238,9 +239,7 @@ CONDITION_HEADERS = ["Label noise (\\%)", "Training samples"]
 
 def _condition_cells(df: pd.DataFrame) -> dict[str, pd.Series]:
     """The CONDITIONS columns of a LaTeX table, formatted."""
-    return dict(
-        zip(CONDITION_HEADERS, [df["label_noise"].map(_percent), df["n_train"].map(_count)])
-    )
+    return dict(zip(CONDITION_HEADERS, [df["label_noise"].map(_percent), df["n_fit"].map(_count)]))
 
 
 def _booktabs(table: pd.DataFrame, text: list[str]) -> str:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from doubledescent.config import Run
+from doubledescent.errors import DataError
 from doubledescent.io import atomic_path
 
 NEW_UNIT_STD = 0.1  # variance 0.01, as the paper says
@@ -40,7 +41,7 @@ def save(path: str | Path, model: nn.Module, runs: list[Run]) -> None:
 
 def load(path: str | Path) -> dict:
     if path is None or not Path(path).exists():
-        raise FileNotFoundError(f"weights to start from not found: {path}")
+        raise DataError(f"weights to start from not found: {path}")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

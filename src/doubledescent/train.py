@@ -19,25 +19,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doubledescent import augment, checkpoint, config, models, optim, reuse
+from doubledescent import augment, checkpoint, config, models, optim, reuse, streams
 from doubledescent.config import MODEL_INPUTS, Run, group_id
 from doubledescent.data import Arrays, nested_subset, noisy_label_error
+from doubledescent.errors import UserError
 from doubledescent.models.layers import Mask
 from doubledescent.progress import Watch
 from doubledescent.resources import EVAL_CHUNK
 
-STREAMS = {"init": 0, "order": 1, "dropout": 2, "augment": 3, "reuse": 4}
-
 
 def generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
-    """An independent random stream per (seed, purpose), derived with numpy's SeedSequence."""
-    state = np.random.SeedSequence([seed, STREAMS[stream]]).generate_state(1, np.uint64)[0]
+    """A run's random stream for one purpose (see doubledescent.streams), as torch's."""
+    state = streams.seed_sequence(seed, stream).generate_state(1, np.uint64)[0]
     return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
 
 
 def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device")
+        raise UserError("config asks for device 'cuda' but torch sees no CUDA device")
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(requested)
@@ -558,10 +557,12 @@ def group_table(
         ),
         experiment=spec["experiment"],
         dataset=spec["dataset"]["name"],
-        # The samples fitted: a sweep's size (the runs' n_train) less the validation split.
         model=spec["model"]["name"],
         n_params=gid.map(n_params),
-        n_train=len(arrays.y_train),
+        # The configured training-set size (in a sweep, this group's; the runs' own n_train
+        # is None without one), and the samples fitted: that less the validation split.
+        n_train=spec.get("n_train") or spec["dataset"]["n_train"],
+        n_fit=len(arrays.y_train),
         num_classes=arrays.num_classes,
         label_noise=spec["dataset"]["label_noise"],
         group=gid,

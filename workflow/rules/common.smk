@@ -1,6 +1,5 @@
 # Helpers shared by the rules: config validation and the experiment -> group expansion.
 # All logic lives in the doubledescent package; this file only adapts it to wildcards.
-import json
 import sys
 from pathlib import Path
 
@@ -9,10 +8,9 @@ from doubledescent import config as ddconfig
 from doubledescent import gpus as ddgpus
 from doubledescent import packing as ddpacking
 from doubledescent import resources as ddresources
-from doubledescent.cli import FIGURES, GRID_FIGURES, SIZE_FIGURES
-
-RESULTS = "results"
-FIGURE_EXTENSIONS = [".pdf", ".png", ".svg"]
+from doubledescent import targets as ddtargets
+from doubledescent.config import canonical_json
+from doubledescent.targets import FIGURE_EXTENSIONS, RESULTS
 
 
 def checked_config():
@@ -41,36 +39,18 @@ if "gpu" not in workflow.global_resources and ddgpus.default_limit(CONFIG["devic
 # and the others: two training rules, as only the former write weights.
 REUSING = [name for name, exp in EXPERIMENTS.items() if "weight_reuse" in exp["training"]]
 FRESH = [name for name in EXPERIMENTS if name not in REUSING]
-
-
-def one_of(names):
-    """A wildcard pattern matching exactly these names; one that matches nothing if none
-    (Snakemake ignores an empty constraint)."""
-    return "|".join(names) or "(?!)"
-
-
 # Whether training jobs are packs of groups (on CUDA by default) or one group each.
 PACKS = ddpacking.enabled(CONFIG["packing"], CONFIG["device"])
 
 
 wildcard_constraints:
-    experiment="|".join(EXPERIMENTS),
-    # A training job: a group, or a pack of groups (doubledescent.packing).
-    group=r"(noise~[^_/]+_)?(n~\d+_)?(width~\d+_norm~\w+|pack)",
-    data=r"data(/noise~[^_/]+)?",
-    figure="|".join(FIGURES),
-
-
-def as_json(obj):
-    """Params as canonical JSON, so that only a real change to them triggers a rerun."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    **ddtargets.wildcard_constraints(EXPERIMENTS, PACKS),
 
 
 def dataset_spec(wildcards):
     exp = EXPERIMENTS[wildcards.experiment]
-    rates = ddconfig.noise_levels(exp) if ddconfig.sweeps_noise(exp) else [None]
-    rate = {ddconfig.data_name(q): q for q in rates}[wildcards.data]
-    return as_json(ddconfig.dataset_spec(exp, rate))
+    rate = {ddconfig.data_name(q): q for q in ddtargets.data_rates(exp)}[wildcards.data]
+    return canonical_json(ddconfig.data_params(exp, rate))
 
 
 def data_file(wildcards):
@@ -90,7 +70,7 @@ def previous_weights(wildcards):
 
 def group_spec(wildcards):
     exp = EXPERIMENTS[wildcards.experiment]
-    return as_json(ddpacking.job_spec(wildcards.experiment, exp, wildcards.group))
+    return canonical_json(ddpacking.job_spec(wildcards.experiment, exp, wildcards.group))
 
 
 def checkpoint_file(wildcards):
@@ -99,7 +79,7 @@ def checkpoint_file(wildcards):
 
 
 def plot_spec(wildcards):
-    return as_json(EXPERIMENTS[wildcards.experiment]["plot"])
+    return canonical_json(EXPERIMENTS[wildcards.experiment]["plot"])
 
 
 def figure_caption(wildcards):
@@ -129,7 +109,7 @@ def group_tables(wildcards):
 def experiment_config(wildcards):
     """The experiment's resolved config, plus the run-wide settings, for its provenance."""
     exp = EXPERIMENTS[wildcards.experiment]
-    return as_json({"device": CONFIG["device"], "threads": CONFIG["threads"], **exp})
+    return canonical_json({"device": CONFIG["device"], "threads": CONFIG["threads"], **exp})
 
 
 def _experiment_and_runs(wildcards):
@@ -159,38 +139,3 @@ def train_mem_mb(wildcards, attempt):
     """Memory for a training job; a retry after running out gets proportionally more."""
     exp, (width, n_runs, _) = _experiment_and_size(wildcards)
     return attempt * ddresources.train_mem_mb(exp, width, n_runs, gpu=TRAIN_GPUS)
-
-
-def final_outputs():
-    tables = expand(
-        [
-            f"{RESULTS}/{{experiment}}/metrics.parquet",
-            f"{RESULTS}/{{experiment}}/summary.csv",
-            f"{RESULTS}/{{experiment}}/summary.tex",
-            f"{RESULTS}/{{experiment}}/provenance.json",
-        ],
-        experiment=EXPERIMENTS,
-    )
-    figures = [
-        f"{RESULTS}/{experiment}/figures/{figure}{ext}"
-        for experiment, exp in EXPERIMENTS.items()
-        for figure in figures_of(exp)
-        for ext in FIGURE_EXTENSIONS
-    ]
-    grid_tables = [
-        f"{RESULTS}/{experiment}/optimal_regularization{ext}"
-        for experiment, exp in EXPERIMENTS.items()
-        if ddconfig.has_grid(exp)
-        for ext in [".csv", ".tex"]
-    ]
-    return tables + figures + grid_tables
-
-
-def figures_of(exp):
-    """The figures an experiment gets: the grid figures only where it sweeps a grid, the
-    size figures only where it sweeps training-set sizes."""
-    needs = {
-        **dict.fromkeys(GRID_FIGURES, ddconfig.has_grid(exp)),
-        **dict.fromkeys(SIZE_FIGURES, ddconfig.sweeps_sizes(exp)),
-    }
-    return [f for f in FIGURES if needs.get(f, True)]

@@ -6,7 +6,7 @@ rule train_group:
     log:
         f"{RESULTS}/{{experiment}}/logs/train/{{group}}.log",
     wildcard_constraints:
-        experiment=one_of(FRESH),
+        experiment=ddtargets.one_of(FRESH),
     priority: train_priority
     threads: CONFIG["threads"]
     resources:
@@ -42,4 +42,4 @@ use rule train_group as train_group_reuse with:
         f"{RESULTS}/{{experiment}}/groups/{{group}}.parquet",
         f"{RESULTS}/{{experiment}}/weights/{{group}}.pt",
     wildcard_constraints:
-        experiment=one_of(REUSING),
+        experiment=ddtargets.one_of(REUSING),

@@ -11,16 +11,15 @@ shared by all runs (B, *input_shape), returns logits (R, B, classes), and has
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from doubledescent.config import MODEL_INPUTS
+from doubledescent import architectures
 from doubledescent.models import cnn, mlp, padded, resnet
 
 # name -> build(n_runs, input_shape, num_classes, width, batchnorm, model spec); the one
-# place to add a model (and its input layout to config.MODEL_INPUTS, its name to the schema).
+# place to add a model (and its input layout and multiply-adds to doubledescent.architectures,
+# its name to the schema).
 MODELS = {
     "mlp": mlp.build,
     "cnn5": cnn.build_cnn5,
@@ -29,14 +28,7 @@ MODELS = {
 }
 
 
-def input_shape(name: str, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape of one sample as model `name` takes it, from the dataset's sample shape."""
-    layout = MODEL_INPUTS[name]
-    if layout == "vector":  # images (C, H, W) flatten to C*H*W
-        return (math.prod(sample_shape),)
-    if layout == "sequence":  # MNIST-1D's (L,) signals become one channel
-        return (1, math.prod(sample_shape))
-    return tuple(sample_shape)
+input_shape = architectures.input_shape  # torch-free, for config and resources too
 
 
 def build(
