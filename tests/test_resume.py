@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from doubledescent import checkpoint, config, data, train
-from tests.conftest import SCHEMA, crash_on_call
+from tests.conftest import SCHEMA, crash_on_call, mnist1d_spec
 from tests.test_conv_models import image_data
 
 METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
@@ -20,14 +20,7 @@ METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noi
 
 def spec() -> dict:
     exp = {
-        "dataset": {
-            "name": "mnist1d",
-            "n_train": 300,
-            "n_test": 200,
-            "label_noise": 0.2,
-            "noise_mode": "random_class",
-            "seed": 7,
-        },
+        "dataset": mnist1d_spec(),  # small_data's: the job trains on that dataset
         "model": {"name": "mlp", "depth": 2},
         "widths": [256],
         "regularizers": {

@@ -120,6 +120,25 @@ def _condition_title(keys: list[str], values: tuple, varying: list[str]) -> list
     return [named[k](v) for k, v in zip(keys, values) if k in varying]
 
 
+def _dotted_lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, colors: dict, errorbar: str):
+    """One line per `hue` value with a small marker at each point, a band over seeds and no
+    legend of its own (the figure draws one for all panels)."""
+    sns.lineplot(
+        data=data,
+        x=x,
+        y=y,
+        hue=hue,
+        palette=colors,
+        errorbar=_errorbar(errorbar),
+        seed=0,
+        marker="o",
+        markersize=3,
+        markeredgewidth=0,
+        legend=False,
+        ax=ax,
+    )
+
+
 def _legend(fig: plt.Figure, colors: dict) -> None:
     """One legend for the figure, above the panels, from a key -> color mapping."""
     handles = [Line2D([], [], color=c, marker="o", markersize=3) for c in colors.values()]
@@ -211,20 +230,7 @@ def _size_column(
 ) -> None:
     """The panels of one label-noise level, with threshold and sample-size lines."""
     for ax, metric in zip(axes, metrics):
-        sns.lineplot(
-            data=final[~final["diverged"]],
-            x=size,
-            y=metric,
-            hue="regularizer",
-            palette=colors,
-            errorbar=_errorbar(errorbar),
-            seed=0,
-            marker="o",
-            markersize=3,
-            markeredgewidth=0,
-            legend=False,
-            ax=ax,
-        )
+        _dotted_lines(ax, final[~final["diverged"]], size, metric, "regularizer", colors, errorbar)
         _log_x(ax)
         ax.set(xlabel=SIZE_LABELS[size], ylabel=Y_LABELS[metric])
         _mark_threshold(ax, final, size, tol, colors)
@@ -470,20 +476,7 @@ def sample_wise(
     with style():
         fig, panels = _facets(final, rows=["label_noise"], sharey=True, figure_width=figure_width)
         for ax, sub in panels:
-            sns.lineplot(
-                data=sub,
-                x="n_fit",
-                y=test,
-                hue="width",
-                palette=colors,
-                errorbar=_errorbar(errorbar),
-                seed=0,
-                marker="o",
-                markersize=3,
-                markeredgewidth=0,
-                legend=False,
-                ax=ax,
-            )
+            _dotted_lines(ax, sub, "n_fit", test, "width", colors, errorbar)
             _log_x(ax)
             # Ticks at the swept sizes: a sweep may span less than a decade of the log axis.
             sizes = sorted(sub["n_fit"].unique())

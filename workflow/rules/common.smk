@@ -33,8 +33,9 @@ EXPERIMENTS = CONFIG["experiments"]
 # A GPU per training job where it trains on CUDA: SLURM then allocates one, and locally
 # at most one job per card runs (the job itself claims a free card: doubledescent.gpus).
 TRAIN_GPUS = ddgpus.per_job(CONFIG["device"])
-if "gpu" not in workflow.global_resources and ddgpus.default_limit(CONFIG["device"]):
-    workflow.register_resource("gpu", ddgpus.default_limit(CONFIG["device"]))
+GPU_LIMIT = ddgpus.default_limit(CONFIG["device"])
+if "gpu" not in workflow.global_resources and GPU_LIMIT:
+    workflow.register_resource("gpu", GPU_LIMIT)
 # Experiments whose training jobs pass final weights on to the next width (weight reuse),
 # and the others: two training rules, as only the former write weights.
 REUSING = [name for name, exp in EXPERIMENTS.items() if "weight_reuse" in exp["training"]]
