@@ -48,7 +48,12 @@ def test_defaults_are_filled():
     exp = out["experiments"]["e"]
     assert out["device"] == "auto" and out["threads"] == 1
     assert exp["training"]["lr"] == 0.01 and exp["training"]["batch_size"] == 100
-    assert exp["regularizers"]["none"] == {"weight_decay": 0.0, "dropout": 0.0, "batchnorm": False}
+    assert exp["regularizers"]["none"] == {
+        "weight_decay": 0.0,
+        "dropout": 0.0,
+        "batchnorm": False,
+        "label_smoothing": 0.0,
+    }
     assert exp["plot"]["x"] == "n_params"
     assert "training" not in cfg["experiments"]["e"]  # the input is not modified
 

@@ -157,7 +157,7 @@ def test_grid_experiment_runs_end_to_end(samplewise_run):
     out = samplewise_run
     assert (out / "figures" / "optimal_regularization.pdf").read_bytes().startswith(b"%PDF")
     df = pd.read_parquet(out / "metrics.parquet")
-    assert set(df.regularizer) == {"none", "l2@0", "l2@0.01"}
+    assert set(df.regularizer) == {"none", "l2@0", "l2@0.01", "ls@0.05", "ls@0.2"}
     assert sorted(df.weight_decay.unique()) == [0.0, 0.01]
     assert df.val_error.between(0, 1).all()  # the config holds out a validation split
     assert df.groupby("run_id").size().eq(2).all()

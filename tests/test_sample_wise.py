@@ -228,7 +228,7 @@ def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(samplewise_
     pipeline = samplewise_run
     df = pd.read_parquet(pipeline / "metrics.parquet")
     assert set(df["n_fit"]) == {100, 250}  # the samples fitted: 150 and 300 less 50 held out
-    assert df.groupby("n_train")["run_id"].nunique().tolist() == [2 * 3, 2 * 3]
+    assert df.groupby("n_train")["run_id"].nunique().tolist() == [2 * 5, 2 * 5]
     assert (df["n_train"] - df["n_fit"] == 50).all()
     assert all(r.startswith(f"n~{n}_") for r, n in zip(df["run_id"], df["n_train"]))
     assert df["val_error"].between(0, 1).all()

@@ -5,7 +5,7 @@ The rules pass `caption(...)` as a param; workflow/report/caption.rst only print
 
 from __future__ import annotations
 
-from doubledescent import config
+from doubledescent import config, regularizers
 
 # Each model's width symbol and how its layers grow with it.
 MODELS = {
@@ -16,13 +16,6 @@ MODELS = {
 }
 LOSSES = {"cross_entropy": "cross-entropy", "mse": "squared loss (one-hot targets)"}
 NOISE_MODES = {"random_class": "a uniformly random class", "wrong_class": "always a wrong class"}
-L2_MODES = {
-    "coupled": "added to the gradient",
-    "penalty": "as a penalty on the loss",
-    "decoupled": "decoupled from the optimizer (AdamW)",
-}
-
-
 # `plot.test_error`: what the model-, epoch- and sample-wise figures call test error.
 TEST_ERRORS = {
     "clean": "Test error is measured on the clean test labels.",
@@ -137,14 +130,7 @@ def _training(exp: dict) -> str:
 
 
 def _regularizer(name: str, reg: dict, tr: dict) -> str:
-    parts = []
-    if reg["weight_decay"]:
-        target = "all parameters" if tr["decay"] == "all" else "the weights"
-        parts.append(f"weight decay {reg['weight_decay']:g} on {target}, {L2_MODES[tr['l2_mode']]}")
-    if reg["dropout"]:
-        parts.append(f"dropout {reg['dropout']:g}")
-    if reg["batchnorm"]:
-        parts.append("batch normalization")
+    parts = regularizers.describe(reg, tr)
     return f"- ``{name}``: " + ("; ".join(parts) or "no regularization")
 
 

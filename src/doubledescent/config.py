@@ -6,13 +6,14 @@ import copy
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import numpy as np
 import yaml
 
+from doubledescent import regularizers
 from doubledescent.architectures import MODEL_INPUTS
 from doubledescent.data import SOURCES, dataset_size_limits
 from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
@@ -53,6 +54,8 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 def validate(config: dict, schema_path: str | Path) -> dict:
     """Validate `config` against the schema, fill in defaults, check what a schema can't."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    # A regularizer variant's keys are the regularizers' parameters (their own files').
+    schema["$defs"]["regularizer"]["properties"] = regularizers.schema_properties()
     given = copy.deepcopy(config)
     config = copy.deepcopy(config)
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -103,6 +106,8 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"the {total} samples that {ds['name']} provides"
         )
     _check_model_fits_data(where, exp["model"]["name"], ds["name"])
+    for reg_name, reg in exp["regularizers"].items():
+        regularizers.check(f"{where}.regularizers.{reg_name}", exp, reg)
     aug = exp["training"]["augment"]
     if (aug["crop_padding"] or aug["hflip"]) and MODEL_INPUTS[exp["model"]["name"]] != "image":
         image_models = ", ".join(m for m, kind in MODEL_INPUTS.items() if kind == "image")
@@ -216,25 +221,46 @@ def check_results_dir(results: str | Path, experiments) -> None:
         raise ConfigError(f"results folder {results} is not writable: {existing} is read-only")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Run:
-    """One point of an experiment's product: a width, a regularizer variant, a seed."""
+    """One point of an experiment's product: a width, a regularizer variant, a seed. Its
+    regularizers' parameters (doubledescent.regularizers) read as attributes:
+    `run.weight_decay`."""
 
     width: int
     regularizer: str
     seed: int
-    weight_decay: float = 0.0
-    dropout: float = 0.0
-    batchnorm: bool = False
     n_train: int | None = None  # a size of a sample-wise sweep; None: the single n_train
     label_noise: float | None = None  # a rate of a label-noise sweep; None: the single rate
+    settings: tuple = ()  # every regularizer parameter's (name, value), in registry order
+
+    def __init__(self, width, regularizer, seed, n_train=None, label_noise=None, **params):
+        given = (width, regularizer, seed, n_train, label_noise)
+        for key, value in zip(("width", "regularizer", "seed", "n_train", "label_noise"), given):
+            object.__setattr__(self, key, value)
+        settings = tuple(regularizers.run_values(params).items())
+        object.__setattr__(self, "settings", settings)
+
+    def __getattr__(self, name: str):
+        # Only reached for names that are not fields (so never for `settings` once set).
+        for key, value in self.__dict__.get("settings", ()):
+            if key == name:
+                return value
+        raise AttributeError(f"Run has no attribute {name!r}")
 
     @property
     def run_id(self) -> str:
         return f"{data_prefix(self)}width~{self.width}_reg~{self.regularizer}_seed~{self.seed}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The run as a flat dict (`Run(**run.to_dict())` is the run again)."""
+        fields = ("width", "regularizer", "seed")
+        tail = ("n_train", "label_noise")
+        return {
+            **{k: getattr(self, k) for k in fields},
+            **dict(self.settings),
+            **{k: getattr(self, k) for k in tail},
+        }
 
 
 SWEPT = ("n_train", "label_noise")  # the data conditions an experiment may sweep
@@ -306,20 +332,18 @@ def dataset_spec(exp: dict, label_noise: float | None = None) -> dict:
 
 
 def variants(exp: dict) -> dict[str, dict]:
-    """Regularizer variants, with each weight-decay grid expanded into one variant per value.
+    """Regularizer variants, with each grid (a list of a grid parameter's values, such as
+    weight_decay's) expanded into one variant per value.
 
     `l2: {weight_decay: [1e-4, 1e-3]}` gives `l2@0.0001` and `l2@0.001`: the name keeps the
-    grid's family before the `@`, which is how figures find the grid again.
+    grid's family before the `@`, which is how figures find the grid again
+    (regularizers.expand).
     """
-    out = {}
-    for name, reg in exp["regularizers"].items():
-        grid = reg["weight_decay"]
-        if not isinstance(grid, list):
-            out[name] = reg
-            continue
-        for wd in grid:
-            out[f"{name}@{wd:g}"] = {**reg, "weight_decay": float(wd)}
-    return out
+    return {
+        name: variant
+        for family_name, reg in exp["regularizers"].items()
+        for name, variant in regularizers.expand(family_name, reg).items()
+    }
 
 
 def family(regularizer: str) -> str:
@@ -332,34 +356,27 @@ def runs(exp: dict) -> list[Run]:
     as listed, seed)."""
     sizes = train_sizes(exp) if sweeps_sizes(exp) else [None]
     rates = noise_levels(exp) if sweeps_noise(exp) else [None]
-    # The architecture's batchnorm (model.batchnorm) is in every run; a variant can add it.
-    arch_bn = exp["model"]["batchnorm"]
+    values = {name: regularizers.resolved(reg, exp) for name, reg in variants(exp).items()}
     return [
-        Run(
-            width=w,
-            regularizer=name,
-            seed=s,
-            n_train=n,
-            label_noise=q,
-            **{**reg, "batchnorm": reg["batchnorm"] or arch_bn},
-        )
+        Run(width=w, regularizer=name, seed=s, n_train=n, label_noise=q, **values[name])
         for q in rates
         for n in sizes
         for w in sorted(exp["widths"])
-        for name, reg in variants(exp).items()
+        for name in values
         for s in exp["seeds"]
     ]
 
 
-def has_grid(exp: dict) -> bool:
-    return any(isinstance(r["weight_decay"], list) for r in exp["regularizers"].values())
+def has_grid(exp: dict, param: str = "weight_decay") -> bool:
+    """Whether a variant gives a list of `param`'s values (a grid)."""
+    return any(isinstance(r[param], list) for r in exp["regularizers"].values())
 
 
 def group_id(run: Run) -> str:
     """Runs that share a training set and a network shape (width, layer structure) train
-    together; without a sweep the id names the shape only, as it did before sweeps."""
-    norm = "batch" if run.batchnorm else "none"
-    return f"{data_prefix(run)}width~{run.width}_norm~{norm}"
+    together; without a sweep the id names the shape only, as it did before sweeps. The
+    layer structure is the regularizers' (regularizers.structure: `norm~batch`)."""
+    return f"{data_prefix(run)}width~{run.width}_{regularizers.structure(run)}"
 
 
 def groups(exp: dict) -> dict[str, list[Run]]:
@@ -414,7 +431,9 @@ class Inert:
 # line here with its default, and the code that reads it takes that default where the key is
 # absent, so that adding it retrains no finished group; tests/test_config.py pins the
 # default config's keys. Sweeps of sizes and of label noise and weight reuse came after the
-# freeze; the conv nets' layers are fixed.
+# freeze; the conv nets' layers are fixed. A regularizer's parameter needs no line: those
+# not in the frozen specs (regularizers.Param.frozen) are inert at their defaults (see
+# inert_entries()).
 INERT = (
     Inert(("n_train",)),
     Inert(("runs", "n_train")),
@@ -440,11 +459,17 @@ def data_params(exp: dict, label_noise: float | None = None) -> dict:
     return without_inert({"dataset": dataset_spec(exp, label_noise)})["dataset"]
 
 
+def inert_entries() -> tuple[Inert, ...]:
+    """INERT and each later regularizer parameter of the runs, at its default."""
+    late = [p for p in regularizers.params() if not p.frozen]
+    return (*INERT, *(Inert(("runs", p.name), default=p.default) for p in late))
+
+
 def without_inert(spec: dict) -> dict:
     """A copy of `spec` (a group spec, or a part of one) without its inert entries (see
     INERT)."""
     out = copy.deepcopy(spec)
-    for inert in INERT:
+    for inert in inert_entries():
         *parents, key = inert.path
         holders = [out]
         for p in parents:
@@ -465,7 +490,7 @@ def reuse_source(exp: dict, gid: str) -> str | None:
     smaller = [w for w in exp["widths"] if w < run.width]
     if reuse is None or run.width >= reuse["below_width"] or not smaller:
         return None
-    return group_id(replace(run, width=max(smaller)))
+    return group_id(Run(**{**run.to_dict(), "width": max(smaller)}))
 
 
 def schedule_points(spec, last: int) -> set[int]:

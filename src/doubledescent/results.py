@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from doubledescent import regularizers
 from doubledescent.config import family
 from doubledescent.errors import UserError
 
@@ -46,6 +47,10 @@ def collect(paths: list[str | Path]) -> pd.DataFrame:
     dupes = df.duplicated(["experiment", "run_id", "epoch"])
     if dupes.any():
         raise UserError(f"{int(dupes.sum())} duplicate (run, epoch) rows across group tables")
+    # A group trained before a regularizer existed has no column of its parameter: its runs
+    # had the default.
+    for p in regularizers.params():
+        df[p.name] = df[p.name].fillna(p.default) if p.name in df else p.default
     order = KEY_COLUMNS + [c for c in df.columns if c not in KEY_COLUMNS]
     return df[order].sort_values(["width", "regularizer", "seed", "epoch"], ignore_index=True)
 
@@ -85,10 +90,15 @@ def final_stats(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
 
 
 def with_grids(df: pd.DataFrame) -> pd.DataFrame:
-    """The final, non-diverged rows of weight-decay grids, with their `family` column."""
+    """The final, non-diverged rows of weight-decay grids, with their `family` column: the
+    expanded variants (`l2@0.001`) of the families in which no other grid parameter (such as
+    label_smoothing) varies."""
     final = final_converged(df)
     grid = final[final["regularizer"].str.contains("@", regex=False)]
-    return grid.assign(family=grid["regularizer"].map(family))
+    grid = grid.assign(family=grid["regularizer"].map(family))
+    others = [p.name for p in regularizers.params() if p.grid and p.name != "weight_decay"]
+    varies = grid.groupby("family")[[c for c in others if c in grid]].nunique().gt(1).any(axis=1)
+    return grid[~grid["family"].map(varies).astype(bool)]
 
 
 def envelope(

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doubledescent import augment, checkpoint, config, models, optim, reuse, streams
+from doubledescent import augment, checkpoint, config, models, optim, regularizers, reuse, streams
 from doubledescent.config import MODEL_INPUTS, Run, group_id
 from doubledescent.data import Arrays, nested_subset, noisy_label_error
 from doubledescent.errors import UserError
@@ -93,12 +93,11 @@ class Group:
     training: dict  # the spec's `training` section
     model: nn.Module  # a stacked model (see doubledescent.models)
     optimizer: optim.SGD | optim.Adam
-    decayed: list[torch.nn.Parameter]  # what weight decay shrinks
-    weight_decay: torch.Tensor  # (R,)
-    decays: bool  # any run with weight decay: else skip the decay kernels
+    # The training side of the regularizers that some run uses (doubledescent.regularizers).
+    hooks: list[regularizers.Hooks]
     mask: Mask | None  # the models' source of dropout masks; None where no run drops
     order_gens: list[torch.Generator]
-    dropout_gens: list[torch.Generator]
+    dropout_gens: list[torch.Generator]  # the regularizers' mask streams
     augment_gens: list[torch.Generator]
     diverged_epoch: list[int | None] = field(default_factory=list)
     step: int = 0  # gradient steps taken, for the learning-rate schedule and the budget
@@ -143,18 +142,18 @@ def make_group(
         model.init_run(i, generator(run.seed, "init"))
     model.to(device=device, dtype=dtype)
     tr = spec["training"]
-    decayed = list(model.parameters()) if tr["decay"] == "all" else model.decayed_parameters()
-    wd = torch.tensor([r.weight_decay for r in runs], dtype=dtype, device=device)
     dropout_gens = [generator(r.seed, "dropout", device) for r in runs]
+    hooks = regularizers.setup(runs, regularizers.Context(tr, model, device, dtype, dropout_gens))
+    masks = [h.mask for h in hooks if h.mask is not None]
+    if len(masks) > 1:
+        raise ValueError("two regularizers draw masks; the models take one source of them")
     return Group(
         runs=runs,
         training=tr,
         model=model,
         optimizer=optim.make(model.parameters(), tr),
-        decayed=decayed,
-        weight_decay=wd,
-        decays=bool((wd > 0).any()),
-        mask=dropout_masks([r.dropout for r in runs], dropout_gens, device, dtype),
+        hooks=hooks,
+        mask=masks[0] if masks else None,
         order_gens=[generator(r.seed, "order") for r in runs],
         dropout_gens=dropout_gens,
         augment_gens=[generator(r.seed, "augment", device) for r in runs],
@@ -187,50 +186,6 @@ def epoch_order(group: Group, n: int, device) -> torch.Tensor:
     return order
 
 
-def dropout_masks(rates: list[float], gens: list[torch.Generator], device, dtype) -> Mask | None:
-    """mask(shape) -> (R, *shape) inverted-dropout masks, one draw per dropping run from its
-    own stream (`gens`), in the order the model asks for them; None where no run drops.
-    mask(shape, widths): the same for runs zero-padded to shape[-1] from `widths`."""
-    if not any(rates):
-        return None
-    # float32 uniforms whatever the model's dtype, so float64 tests draw the same masks.
-    rate = torch.tensor(rates, device=device)
-    scale = 1 / torch.tensor([1 - p for p in rates], dtype=dtype, device=device)
-
-    padded: dict[tuple, tuple] = {}  # a padded model's uniforms and run slices, per shape
-
-    def mask(shape, widths: list[int] | None = None) -> torch.Tensor:
-        per_run = (-1, *[1] * len(shape))
-        if widths is not None:  # out of place: the buffer keeps its ones for the next call
-            u = padded_uniforms(shape, widths).ge(rate.view(per_run))
-            return u.to(dtype).mul_(scale.view(per_run))
-        # Uniforms drawn in place per dropping run, then one comparison for all runs; a run
-        # without dropout keeps u = 1 >= 0 and scale 1.
-        u = torch.ones(len(rates), *shape, device=device)
-        for i, (p, g) in enumerate(zip(rates, gens)):
-            if p > 0:
-                torch.rand(shape, generator=g, out=u[i])
-        # In place: the comparison writes 1.0/0.0 into u, no boolean tensor to convert.
-        return u.ge_(rate.view(per_run)).to(dtype).mul_(scale.view(per_run))
-
-    def padded_uniforms(shape, widths: list[int]) -> torch.Tensor:
-        """For a padded model (models.padded): each dropping run draws its own `widths[i]`
-        of the last dim, as unpadded, into its slice of a buffer kept per shape (one op per
-        run and layer, where a pack has many runs); every other entry stays 1."""
-        if shape not in padded:
-            u = torch.ones(len(rates), *shape, device=device)
-            drawn = [
-                (u[i, ..., :w], g) for i, (p, g, w) in enumerate(zip(rates, gens, widths)) if p
-            ]
-            padded[shape] = u, drawn
-        u, drawn = padded[shape]
-        for view, g in drawn:
-            view.uniform_(generator=g)
-        return u
-
-    return mask
-
-
 def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     """Per-run, per-sample losses (R, N) of logits (R, N, classes); labels (R, N) or shared (N,)."""
     if loss == "cross_entropy":
@@ -244,23 +199,6 @@ def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
     raise ValueError(f"unknown loss {loss!r}")
 
 
-# The gradient that coupled and penalty L2 add, in units of wd * W: d(wd ||W||^2)/dW = 2 wd W.
-L2_GRADIENT = {"coupled": 1.0, "penalty": 2.0}
-
-
-@torch.no_grad()
-def apply_l2(group: Group, lr: float) -> None:
-    """Each run's weight decay, as `training.l2_mode` says, between backward and step."""
-    mode = group.training["l2_mode"]
-    for p in group.decayed:
-        wd = group.weight_decay.view(-1, *[1] * (p.dim() - 1))  # each run's, on its slice
-        if mode == "decoupled":
-            # As torch.optim.AdamW: shrink the weights themselves, bypassing the moments.
-            p.mul_(1 - lr * wd)
-        else:
-            p.grad.addcmul_(p, wd, value=L2_GRADIENT[mode])
-
-
 def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     """One optimizer step for all runs at once."""
     batch = yb.shape[1]
@@ -268,14 +206,17 @@ def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=group.bf16):
         logits = group.model(xb, group.mask)
     logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
+    losses = sample_losses(logits, yb, group.training["loss"])
+    for hook in group.hooks:
+        losses = hook.loss(losses, logits, yb)
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
-    loss = sample_losses(logits, yb, group.training["loss"]).sum() / batch
+    loss = losses.sum() / batch
     group.optimizer.zero_grad()
     loss.backward()
     lr = learning_rate(group.training, group.step)
     group.optimizer.lr = lr
-    if group.decays:
-        apply_l2(group, lr)
+    for hook in group.hooks:
+        hook.update(lr)
     group.optimizer.step()
     group.step += 1
 

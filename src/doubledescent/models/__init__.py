@@ -6,7 +6,10 @@ own initialization, dropout masks and batchnorm statistics; nothing is shared be
 
 Every model takes `forward(x, mask=None)` with per-run batches (R, B, *input_shape) or a batch
 shared by all runs (B, *input_shape), returns logits (R, B, classes), and has
-`init_run(run, generator)` and `decayed_parameters()`.
+`init_run(run, generator)` and `decayed_parameters()`. The regularizers
+(doubledescent.regularizers) meet a model there: `mask` feeds its dropout points
+(`layers.dropout`), `decayed_parameters()` is what L2 shrinks, and the `batchnorm`
+argument of its builder is the run's layer structure.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The trainer's dropout: mask(shape of one run's activations) -> (R, *shape) inverted-dropout
-# masks, drawn from each run's own stream (ones for runs without dropout).
+# A model's dropout points take the trainer's masks (doubledescent.regularizers.dropout):
+# mask(shape of one run's activations) -> (R, *shape) inverted-dropout masks, drawn from each
+# run's own stream (ones for runs without dropout).
 Mask = Callable[[tuple[int, ...]], torch.Tensor]
 
 
@@ -200,10 +201,13 @@ def from_groups(h: torch.Tensor, n_runs: int) -> torch.Tensor:
     return h.view(h.shape[0], n_runs, -1).transpose(0, 1)
 
 
-def dropout(h: torch.Tensor, mask: Mask | None, n_runs: int) -> torch.Tensor:
-    """Elementwise dropout of grouped activations (B, R*C, *S) with the trainer's masks."""
+def dropout(h: torch.Tensor, mask: Mask | None, n_runs: int | None = None) -> torch.Tensor:
+    """A dropout point: the trainer's masks on stacked activations (R, B, *S), or with
+    `n_runs` on grouped ones (B, R*C, *S)."""
     if mask is None:
         return h
+    if n_runs is None:
+        return h * mask(h.shape[1:])
     batch, _, *spatial = h.shape
     m = mask((batch, h.shape[1] // n_runs, *spatial))  # (R, B, C, *S)
     return h * m.transpose(0, 1).reshape(h.shape)

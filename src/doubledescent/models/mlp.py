@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from doubledescent.models.layers import Mask, StackedBatchNorm, linear, uniform
+from doubledescent.models.layers import Mask, StackedBatchNorm, dropout, linear, uniform
 
 
 class StackedMLP(nn.Module):
@@ -68,8 +68,7 @@ class StackedMLP(nn.Module):
         for i, norm in enumerate(self.norms):
             z = linear(h, self.weights[i], self.biases[i])
             h = norm(torch.relu(z)) if self.norm_after else torch.relu(norm(z))
-            if mask is not None:
-                h = h * mask(h.shape[1:])
+            h = dropout(h, mask)
         return linear(h, self.weights[-1], self.biases[-1])
 
 
