@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from doubledescent import captions, config, regularizers, train
+from doubledescent import captions, config, regularizers, results, train
 from tests import test_train
 from tests.conftest import REPO, SCHEMA
 from tests.test_train import assert_equals_separate_models, experiment, stacked_group
@@ -120,6 +120,16 @@ def test_the_pipeline_trains_a_smoothing_grid_beside_a_weight_decay_grid(samplew
     }
     best = pd.read_csv(samplewise_run / "optimal_regularization.csv")
     assert set(best.family) == {"l2"}
+
+
+def test_groups_trained_before_a_parameter_existed_collect_with_its_default(tmp_path):
+    row = {**{c: 0 for c in results.KEY_COLUMNS}, "regularizer": "none", "diverged": False}
+    pd.DataFrame([{**row, "run_id": "old"}]).to_parquet(tmp_path / "old.parquet")
+    pd.DataFrame([{**row, "run_id": "new", "label_smoothing": 0.1}]).to_parquet(
+        tmp_path / "new.parquet"
+    )
+    df = results.collect([tmp_path / "old.parquet", tmp_path / "new.parquet"])
+    assert dict(zip(df.run_id, df.label_smoothing)) == {"old": 0.0, "new": 0.1}
 
 
 class LogitPenalty(regularizers.Hooks):
