@@ -129,13 +129,17 @@ def _layout(exp: dict) -> str:
     return architectures.family(exp["model"]["name"]).inputs
 
 
+def family_options() -> list[str]:
+    """The config keys ("section.key") that only some model families read (Family.reads)."""
+    return sorted({key for f in architectures.FAMILIES.values() for key in f.reads})
+
+
 def _check_family_options(where: str, exp: dict, schema: dict) -> None:
     """Refuse an option that only other model families read (Family.reads) where it has no
     schema default, so it is there only because it was given; one with a default fills every
     config and is left out of the specs of the families that don't read it (INERT)."""
     name, families = exp["model"]["name"], architectures.FAMILIES.values()
-    others = {key for f in families for key in f.reads} - set(architectures.family(name).reads)
-    for key in sorted(others):
+    for key in sorted(set(family_options()) - set(architectures.family(name).reads)):
         section, option = key.split(".")
         if (
             option in exp[section]
@@ -442,12 +446,17 @@ INERT = (
     Inert(("runs", "n_train")),
     Inert(("runs", "label_noise")),
     Inert(("reuse_from",)),
-    Inert(("model", "depth"), family_option=True),
-    Inert(("model", "batchnorm_position"), family_option=True),
     # Each run carries its own batchnorm switch (runs); the model's is the config's default,
     # which no family reads.
     Inert(("model", "batchnorm"), family_option=True),
 )
+
+
+def _inert() -> tuple[Inert, ...]:
+    """INERT, and every option that only some model families read (model.depth,
+    model.batchnorm_position...), which the other families' specs leave out."""
+    options = (Inert(tuple(key.split(".")), family_option=True) for key in family_options())
+    return (*INERT, *options)
 
 
 def canonical_json(obj) -> str:
@@ -467,7 +476,7 @@ def without_inert(spec: dict) -> dict:
     """A copy of `spec` (a group spec, or a part of one) without its inert entries (see
     INERT)."""
     out = copy.deepcopy(spec)
-    for inert in INERT:
+    for inert in _inert():
         *parents, key = inert.path
         holders = [out]
         for p in parents:
