@@ -12,7 +12,7 @@ class StackedMLP(StackedNetwork):
     """R MLPs of one shape: Linear -> [BatchNorm] -> ReLU -> [Dropout], repeated `depth` times.
 
     With `batchnorm_position="after_activation"` a layer is Linear -> ReLU -> BatchNorm instead.
-    Each run's init draws every layer's weights and then its biases, layer by layer
+    A run's init draws layer by layer, each layer's weights and then its biases
     (layers.StackedLinear, `init` "torch" or "glorot_uniform"); L2 decays the weights.
     """
 
