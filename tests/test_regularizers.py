@@ -85,8 +85,9 @@ def test_each_runs_objective_is_torchs_smoothed_cross_entropy(small_data):
         loss = F.cross_entropy(ref(xb[i], [None, None]), yb[i], label_smoothing=run.label_smoothing)
         torch.testing.assert_close(losses[i].mean(), loss, rtol=1e-12, atol=1e-14)
         loss.backward()
-        for lin, w in zip(ref.linears, group.model.weights):
-            torch.testing.assert_close(w.grad[i].T, lin.weight.grad, rtol=1e-10, atol=1e-12)
+        for lin, stacked in zip(ref.linears, group.model.linears):
+            grad = stacked.weight.grad[i].T
+            torch.testing.assert_close(grad, lin.weight.grad, rtol=1e-10, atol=1e-12)
     assert [r.label_smoothing for r in group.runs] == [0.0, 0.05, 0.3, 1.0]
 
 

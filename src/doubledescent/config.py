@@ -13,8 +13,7 @@ import jsonschema
 import numpy as np
 import yaml
 
-from doubledescent import regularizers
-from doubledescent.architectures import MODEL_INPUTS
+from doubledescent import architectures, regularizers
 from doubledescent.data import SOURCES, dataset_size_limits
 from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
 
@@ -54,6 +53,8 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 def validate(config: dict, schema_path: str | Path) -> dict:
     """Validate `config` against the schema, fill in defaults, check what a schema can't."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    # The model names come from the registry, so that registering a model needs no schema edit.
+    schema["$defs"]["model"]["properties"]["name"]["enum"] = sorted(architectures.FAMILIES)
     # A regularizer variant's keys are the regularizers' parameters (their own files').
     schema["$defs"]["regularizer"]["properties"] = regularizers.schema_properties()
     given = copy.deepcopy(config)
@@ -65,6 +66,7 @@ def validate(config: dict, schema_path: str | Path) -> dict:
     for name, exp in config["experiments"].items():
         _resolve_budget(f"config.experiments.{name}.training", given["experiments"][name], exp)
         _check_experiment(name, exp)
+        _check_family_options(f"config.experiments.{name}", exp, schema)
     _check_distinct_folders(config["experiments"])
     return config
 
@@ -109,8 +111,10 @@ def _check_experiment(name: str, exp: dict) -> None:
     for reg_name, reg in exp["regularizers"].items():
         regularizers.check(f"{where}.regularizers.{reg_name}", exp, reg)
     aug = exp["training"]["augment"]
-    if (aug["crop_padding"] or aug["hflip"]) and MODEL_INPUTS[exp["model"]["name"]] != "image":
-        image_models = ", ".join(m for m, kind in MODEL_INPUTS.items() if kind == "image")
+    if (aug["crop_padding"] or aug["hflip"]) and _layout(exp) != "image":
+        image_models = ", ".join(
+            f.name for f in architectures.FAMILIES.values() if f.inputs == "image"
+        )
         raise ConfigError(
             f"{where}.training.augment: crops and flips need an image model "
             f"({image_models}), not {exp['model']['name']}"
@@ -123,9 +127,30 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"{where}.training.eval_{unit}: {unit[:-1]} {max(evals)} is past the last "
             f"{unit[:-1]} ({last})"
         )
-    if ("weight_reuse" in tr or "init" in exp["model"]) and exp["model"]["name"] != "mlp":
-        key = "training.weight_reuse" if "weight_reuse" in tr else "model.init"
-        raise ConfigError(f"{where}.{key}: only the mlp supports it, not {exp['model']['name']}")
+
+
+def _layout(exp: dict) -> str:
+    return architectures.family(exp["model"]["name"]).inputs
+
+
+def family_options() -> list[str]:
+    """The config keys ("section.key") that only some model families read (Family.reads)."""
+    return sorted({key for f in architectures.FAMILIES.values() for key in f.reads})
+
+
+def _check_family_options(where: str, exp: dict, schema: dict) -> None:
+    """Refuse an option that only other model families read (Family.reads) where it has no
+    schema default, so it is there only because it was given; one with a default fills every
+    config and is left out of the specs of the families that don't read it (INERT)."""
+    name, families = exp["model"]["name"], architectures.FAMILIES.values()
+    for key in sorted(set(family_options()) - set(architectures.family(name).reads)):
+        section, option = key.split(".")
+        if (
+            option in exp[section]
+            and "default" not in schema["$defs"][section]["properties"][option]
+        ):
+            readers = ", ".join(f.name for f in families if key in f.reads)
+            raise ConfigError(f"{where}.{key}: only the {readers} supports it, not {name}")
 
 
 def _resolve_budget(where: str, given: dict, exp: dict) -> None:
@@ -149,7 +174,7 @@ def _resolve_budget(where: str, given: dict, exp: dict) -> None:
 
 def _check_model_fits_data(where: str, model: str, dataset: str) -> None:
     """Conv nets need the layout they convolve over: images, or MNIST-1D's signals."""
-    layout, images = MODEL_INPUTS[model], SOURCES[dataset].images
+    layout, images = architectures.family(model).inputs, SOURCES[dataset].images
     if layout == "image" and not images:
         raise ConfigError(
             f"{where}.model.name: {model} needs image data, and {dataset} is not an image dataset"
@@ -413,16 +438,16 @@ def group_spec(name: str, exp: dict, gid: str) -> dict:
 class Inert:
     """A group-spec entry that cannot change what the job computes in some specs, and is
     left out of them: where its value is `default` (a key added after rerun keys were frozen
-    in 2026-12, at the value that behaves as before it existed), or where the model family
-    is not one of `read_by`."""
+    in 2026-12, at the value that behaves as before it existed), or, for a `family_option`,
+    where the spec's model family does not read it (architectures.Family.reads)."""
 
     path: tuple[str, ...]  # keys from the spec's top; "runs" applies to each run
     default: object = None
-    read_by: tuple[str, ...] | None = None  # None: every family reads it
+    family_option: bool = False
 
     def applies(self, spec: dict, value) -> bool:
-        if self.read_by is not None:
-            return spec["model"]["name"] not in self.read_by
+        if self.family_option:
+            return ".".join(self.path) not in architectures.family(spec["model"]["name"]).reads
         return value == self.default
 
 
@@ -433,17 +458,25 @@ class Inert:
 # default config's keys. Sweeps of sizes and of label noise and weight reuse came after the
 # freeze; the conv nets' layers are fixed. A regularizer's parameter needs no line: those
 # not in the frozen specs (regularizers.Param.frozen) are inert at their defaults (see
-# inert_entries()).
+# _inert()).
 INERT = (
     Inert(("n_train",)),
     Inert(("runs", "n_train")),
     Inert(("runs", "label_noise")),
     Inert(("reuse_from",)),
-    Inert(("model", "depth"), read_by=("mlp",)),
-    Inert(("model", "batchnorm_position"), read_by=("mlp",)),
-    # Each run carries its own batchnorm switch (runs); the model's is the config's default.
-    Inert(("model", "batchnorm"), read_by=()),
+    # Each run carries its own batchnorm switch (runs); the model's is the config's default,
+    # which no family reads.
+    Inert(("model", "batchnorm"), family_option=True),
 )
+
+
+def _inert() -> tuple[Inert, ...]:
+    """INERT, every option that only some model families read (model.depth,
+    model.batchnorm_position...), which the other families' specs leave out, and each
+    regularizer parameter of the runs that came after the freeze, at its default."""
+    options = (Inert(tuple(key.split(".")), family_option=True) for key in family_options())
+    late = (Inert(("runs", p.name), p.default) for p in regularizers.params() if not p.frozen)
+    return (*INERT, *options, *late)
 
 
 def canonical_json(obj) -> str:
@@ -459,17 +492,11 @@ def data_params(exp: dict, label_noise: float | None = None) -> dict:
     return without_inert({"dataset": dataset_spec(exp, label_noise)})["dataset"]
 
 
-def inert_entries() -> tuple[Inert, ...]:
-    """INERT and each later regularizer parameter of the runs, at its default."""
-    late = [p for p in regularizers.params() if not p.frozen]
-    return (*INERT, *(Inert(("runs", p.name), default=p.default) for p in late))
-
-
 def without_inert(spec: dict) -> dict:
     """A copy of `spec` (a group spec, or a part of one) without its inert entries (see
     INERT)."""
     out = copy.deepcopy(spec)
-    for inert in inert_entries():
+    for inert in _inert():
         *parents, key = inert.path
         holders = [out]
         for p in parents:
