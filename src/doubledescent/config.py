@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import copy
-import json
-import math
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
-import numpy as np
 import yaml
 
 from doubledescent.architectures import MODEL_INPUTS
 from doubledescent.data import SOURCES, dataset_size_limits
 from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
+from doubledescent.specs import (
+    DatasetSpec,
+    GroupSpec,
+    ModelSpec,
+    Run,
+    TrainingSettings,
+    canonical_json,  # noqa: F401 (config.canonical_json, as before)
+    data_prefix,
+    noise_name,
+    without_inert,
+)
 
 
 def _with_defaults(validator_class):
@@ -216,40 +224,7 @@ def check_results_dir(results: str | Path, experiments) -> None:
         raise ConfigError(f"results folder {results} is not writable: {existing} is read-only")
 
 
-@dataclass(frozen=True)
-class Run:
-    """One point of an experiment's product: a width, a regularizer variant, a seed."""
-
-    width: int
-    regularizer: str
-    seed: int
-    weight_decay: float = 0.0
-    dropout: float = 0.0
-    batchnorm: bool = False
-    n_train: int | None = None  # a size of a sample-wise sweep; None: the single n_train
-    label_noise: float | None = None  # a rate of a label-noise sweep; None: the single rate
-
-    @property
-    def run_id(self) -> str:
-        return f"{data_prefix(self)}width~{self.width}_reg~{self.regularizer}_seed~{self.seed}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 SWEPT = ("n_train", "label_noise")  # the data conditions an experiment may sweep
-
-
-def data_prefix(run: Run) -> str:
-    """What run and group ids start with in a label-noise or sample-wise sweep (`noise~0.1_`,
-    `n~1000_`); nothing otherwise."""
-    noise = "" if run.label_noise is None else f"{noise_name(run.label_noise)}_"
-    return noise + ("" if run.n_train is None else f"n~{run.n_train}_")
-
-
-def noise_name(rate: float) -> str:
-    """A swept noise rate in file and group names: `noise~0.1`."""
-    return f"noise~{rate:g}"
 
 
 def sweeps(exp: dict, key: str) -> bool:
@@ -370,66 +345,24 @@ def groups(exp: dict) -> dict[str, list[Run]]:
     return out
 
 
-def group_spec(name: str, exp: dict, gid: str) -> dict:
+def group_spec(name: str, exp: dict, gid: str) -> GroupSpec:
     """Exactly what a training job needs, so that unrelated config edits don't retrain it.
 
-    It is Snakemake's rerun key too (the train rule's params): see INERT for what it leaves
-    out."""
+    Its canonical JSON is Snakemake's rerun key too (the train rule's params,
+    GroupSpec.rerun_key): see INERT for what it leaves out."""
     # Sorted, so that reordering regularizers or seeds in the YAML retrains nothing.
     members = sorted(groups(exp)[gid], key=lambda r: (r.regularizer, r.seed))
-    spec = {
-        "experiment": name,
-        "group": gid,
-        "dataset": dataset_spec(exp, members[0].label_noise),
-        "model": exp["model"],
-        "training": exp["training"],
-        "width": members[0].width,
-        "runs": [r.to_dict() for r in members],
-        "n_train": members[0].n_train,  # in a sweep, the subset of the prepared dataset it fits
-        # Under weight reuse, the group whose final weights this one starts from.
-        "reuse_from": reuse_source(exp, gid),
-    }
-    return without_inert(spec)
-
-
-@dataclass(frozen=True)
-class Inert:
-    """A group-spec entry that cannot change what the job computes in some specs, and is
-    left out of them: where its value is `default` (a key added after rerun keys were frozen
-    in 2026-12, at the value that behaves as before it existed), or where the model family
-    is not one of `read_by`."""
-
-    path: tuple[str, ...]  # keys from the spec's top; "runs" applies to each run
-    default: object = None
-    read_by: tuple[str, ...] | None = None  # None: every family reads it
-
-    def applies(self, spec: dict, value) -> bool:
-        if self.read_by is not None:
-            return spec["model"]["name"] not in self.read_by
-        return value == self.default
-
-
-# The rerun key's one rule: a group spec (and the data rule's params) holds every entry but
-# the inert ones. A new spec key (an option of training, model, dataset or a run) gets a
-# line here with its default, and the code that reads it takes that default where the key is
-# absent, so that adding it retrains no finished group; tests/test_config.py pins the
-# default config's keys. Sweeps of sizes and of label noise and weight reuse came after the
-# freeze; the conv nets' layers are fixed.
-INERT = (
-    Inert(("n_train",)),
-    Inert(("runs", "n_train")),
-    Inert(("runs", "label_noise")),
-    Inert(("reuse_from",)),
-    Inert(("model", "depth"), read_by=("mlp",)),
-    Inert(("model", "batchnorm_position"), read_by=("mlp",)),
-    # Each run carries its own batchnorm switch (runs); the model's is the config's default.
-    Inert(("model", "batchnorm"), read_by=()),
-)
-
-
-def canonical_json(obj) -> str:
-    """A spec as the workflow's params carry it: only a real change to it triggers a rerun."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return GroupSpec(
+        experiment=name,
+        group=gid,
+        dataset=DatasetSpec(**dataset_spec(exp, members[0].label_noise)),
+        model=ModelSpec.of(exp["model"]),
+        training=TrainingSettings.from_dict(exp["training"]),
+        width=members[0].width,
+        runs=tuple(members),
+        n_train=members[0].n_train,
+        reuse_from=reuse_source(exp, gid),
+    )
 
 
 def data_params(exp: dict, label_noise: float | None = None) -> dict:
@@ -438,22 +371,6 @@ def data_params(exp: dict, label_noise: float | None = None) -> dict:
     that a new dataset option at its default neither rebuilds the data nor, through it,
     retrains the groups."""
     return without_inert({"dataset": dataset_spec(exp, label_noise)})["dataset"]
-
-
-def without_inert(spec: dict) -> dict:
-    """A copy of `spec` (a group spec, or a part of one) without its inert entries (see
-    INERT)."""
-    out = copy.deepcopy(spec)
-    for inert in INERT:
-        *parents, key = inert.path
-        holders = [out]
-        for p in parents:
-            nodes = [node[p] for node in holders if p in node]
-            holders = [h for node in nodes for h in (node if p == "runs" else [node])]
-        for holder in holders:
-            if key in holder and inert.applies(out, holder[key]):
-                del holder[key]
-    return out
 
 
 def reuse_source(exp: dict, gid: str) -> str | None:
@@ -466,39 +383,3 @@ def reuse_source(exp: dict, gid: str) -> str | None:
     if reuse is None or run.width >= reuse["below_width"] or not smaller:
         return None
     return group_id(replace(run, width=max(smaller)))
-
-
-def schedule_points(spec, last: int) -> set[int]:
-    """`spec` points from 1 to `last` (n log-spaced, or a list), always with the last."""
-    if isinstance(spec, list):
-        chosen = set(spec)
-    else:  # n points from 1 to the last; a single point is the last
-        points = np.geomspace(1, last, spec) if spec > 1 else []
-        chosen = set(np.round(points).astype(int).tolist())
-    return chosen | {last}
-
-
-def eval_epochs(training: dict) -> list[int]:
-    """Epochs after which a run is evaluated (an epochs budget): log-spaced by default,
-    always the last one."""
-    return sorted(schedule_points(training["eval_epochs"], training["epochs"]))
-
-
-def steps_per_epoch(training: dict, n: int) -> int:
-    """Gradient steps of one pass over `n` samples (the last batch may be short)."""
-    return math.ceil(n / training["batch_size"])
-
-
-def budget_steps(training: dict, n: int) -> int:
-    """The gradient steps a run on `n` samples takes: `steps`, or epochs x steps per epoch."""
-    if "steps" in training:
-        return training["steps"]
-    return training["epochs"] * steps_per_epoch(training, n)
-
-
-def eval_steps(training: dict, n: int) -> list[int]:
-    """The gradient steps after which a run on `n` samples is evaluated: those of
-    `eval_steps` under a steps budget, the ends of the `eval_epochs` under an epochs budget."""
-    if "steps" in training:
-        return sorted(schedule_points(training["eval_steps"], training["steps"]))
-    return [e * steps_per_epoch(training, n) for e in eval_epochs(training)]
