@@ -325,3 +325,22 @@ def test_a_bug_propagates_out_of_main(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "train_group", broken)
     with pytest.raises(RuntimeError, match="injected bug"):
         cli.main(tiny_train_argv(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "make_table,message",
+    [
+        (lambda path: None, "group table not found"),
+        (lambda path: path.write_bytes(b"PAR1 cut short"), "is not a readable parquet table"),
+    ],
+)
+def test_collect_refuses_a_missing_or_damaged_group_table(make_table, message, tmp_path, capsys):
+    group = tmp_path / "groups" / "width~4_norm~none.parquet"
+    group.parent.mkdir()
+    make_table(group)
+    out = tmp_path / "metrics.parquet"
+    untouched = finished_file(out)
+    argv = ["collect", str(group), "--parquet", str(out), "--csv", str(tmp_path / "m.csv")]
+    assert cli.main(argv) == 1
+    assert untouched()
+    assert_one_line(capsys.readouterr().err, "doubledescent collect: error: ", message)

@@ -22,11 +22,9 @@ def _json(text: str, option: str):
 
 def _metrics(path: str):
     """The metrics table a step reads."""
-    import pandas as pd
+    from doubledescent.results import read_table
 
-    if not Path(path).is_file():
-        raise UserError(f"metrics table not found: {path}")
-    return pd.read_parquet(path)
+    return read_table(path, "metrics table")
 
 
 def _data(args) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow
 
 from doubledescent.config import family
-from doubledescent.errors import UserError
+from doubledescent.errors import DataError, UserError
 
 # The columns users can rely on, first and in this order; others follow.
 KEY_COLUMNS = [
@@ -38,11 +39,24 @@ METRICS = ["train_loss", "train_error", "train_error_clean", "test_loss", "test_
 CONDITIONS = ["label_noise", "n_fit"]
 
 
+def read_table(path: str | Path, what: str) -> pd.DataFrame:
+    """The parquet table at `path` (`what` it is: a group table, the metrics table), or a
+    one-line DataError where it is missing or damaged (a copy cut short, a disk filled)."""
+    if not Path(path).is_file():
+        raise DataError(f"{what} not found: {path}")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, pyarrow.ArrowException) as e:
+        raise DataError(
+            f"{what} {path} is not a readable parquet table ({e}); delete it and rerun"
+        ) from None
+
+
 def collect(paths: list[str | Path]) -> pd.DataFrame:
     """Concatenate group tables into one, sorted, with the key columns first."""
     if not paths:
         raise UserError("no group tables to collect")
-    df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    df = pd.concat([read_table(p, "group table") for p in paths], ignore_index=True)
     dupes = df.duplicated(["experiment", "run_id", "epoch"])
     if dupes.any():
         raise UserError(f"{int(dupes.sum())} duplicate (run, epoch) rows across group tables")

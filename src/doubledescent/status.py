@@ -75,8 +75,10 @@ def table_so_far(results: str | Path, experiment: str, exp: dict, states: list[G
     """The done groups' rows and the running groups' checkpointed ones, or None if none."""
     import pandas as pd
 
+    from doubledescent.results import read_table
+
     tables = [
-        pd.read_parquet(group_table(results, experiment, g.name))
+        read_table(group_table(results, experiment, g.name), "group table")
         for g in states
         if g.state == "done"
     ]
