@@ -97,7 +97,7 @@ def test_group_spec_holds_only_what_training_needs():
     exp = cfg["experiments"]["mnist1d_mlp"]
     spec = config.group_spec("mnist1d_mlp", exp, "width~47_norm~none")
     assert {r.regularizer for r in spec.runs} == {"none", "l2", "dropout"}
-    assert "widths" not in spec.to_dict() and "plot" not in spec.to_dict()
+    assert "widths" not in config.plain_spec(spec) and "plot" not in config.plain_spec(spec)
     # Adding a width does not change the spec of an existing group: no retraining.
     wider = {**exp, "widths": exp["widths"] + [400]}
     assert config.group_spec("mnist1d_mlp", wider, "width~47_norm~none") == spec
@@ -271,9 +271,9 @@ def test_a_new_option_at_its_default_leaves_every_spec_as_it_was(monkeypatch):
         config, "TrainingSettings", with_field(specs.TrainingSettings, "label_smoothing", 0.0)
     )
     monkeypatch.setattr(config, "DatasetSpec", with_field(specs.DatasetSpec, "crop", False))
-    new = specs.Inert(("training", "label_smoothing"), default=0.0)
-    new_data = specs.Inert(("dataset", "crop"), default=False)
-    monkeypatch.setattr(specs, "INERT", (*specs.INERT, new, new_data))
+    new = config.Inert(("training", "label_smoothing"), default=0.0)
+    new_data = config.Inert(("dataset", "crop"), default=False)
+    monkeypatch.setattr(config, "INERT", (*config.INERT, new, new_data))
     for exp in experiments.values():
         exp["training"]["label_smoothing"] = 0.0
         exp["dataset"]["crop"] = False
@@ -283,7 +283,7 @@ def test_a_new_option_at_its_default_leaves_every_spec_as_it_was(monkeypatch):
     exp["training"]["label_smoothing"] = 0.1
     spec = config.group_spec("mnist1d_mlp", exp, "width~47_norm~none")
     assert spec.training.label_smoothing == 0.1
-    assert spec.to_dict()["training"]["label_smoothing"] == 0.1
+    assert config.plain_spec(spec)["training"]["label_smoothing"] == 0.1
 
 
 def test_a_sweeps_size_is_in_its_specs_and_nowhere_else():
@@ -293,5 +293,5 @@ def test_a_sweeps_size_is_in_its_specs_and_nowhere_else():
     assert spec.n_train == 150 and {r.n_train for r in spec.runs} == {150}
     plain = config.validate(DEFAULT, SCHEMA)["experiments"]["mnist1d_mlp"]
     spec = config.group_spec("m", plain, "width~4_norm~none")
-    fields = spec.to_dict()
+    fields = config.plain_spec(spec)
     assert "n_train" not in fields and not any("n_train" in r for r in fields["runs"])

@@ -45,7 +45,7 @@ def test_each_level_has_its_own_data_runs_and_groups():
 def test_noise_and_size_sweeps_combine():
     exp = experiment([0.0, 0.1], n_train=[100, 400])
     spec = config.group_spec("e", exp, "noise~0.1_n~100_width~4_norm~none")
-    assert spec.n_train == 100 and spec.to_dict()["dataset"] == {
+    assert spec.n_train == 100 and config.plain_spec(spec)["dataset"] == {
         **exp["dataset"],
         "n_train": 400,
         "label_noise": 0.1,
@@ -58,7 +58,7 @@ def test_a_single_level_keeps_ids_data_and_specs_as_before_sweeps():
     assert not config.sweeps_noise(exp) and config.data_name() == "data"
     assert config.runs(exp)[0].run_id == "width~4_reg~none_seed~0"
     spec = config.group_spec("e", exp, "width~4_norm~none")
-    fields = spec.to_dict()
+    fields = config.plain_spec(spec)
     assert "label_noise" not in fields["runs"][0] and fields["dataset"] == exp["dataset"]
 
 

@@ -72,7 +72,7 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
         "doubledescent",
         "train",
         "--spec",
-        spec().rerun_key(),
+        config.rerun_key(spec()),
         "--data",
         str(tmp_path / "data.npz"),
         "--out",

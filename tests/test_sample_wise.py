@@ -53,7 +53,7 @@ def test_a_single_size_keeps_ids_and_specs_as_before_sweeps():
         "width~8_norm~batch",
     ]
     spec = config.group_spec("e", exp, "width~4_norm~none")
-    fields = spec.to_dict()
+    fields = config.plain_spec(spec)
     assert "n_train" not in fields and "n_train" not in fields["runs"][0]
     assert fields["dataset"] == exp["dataset"] == config.dataset_spec(exp)
 

@@ -1,10 +1,11 @@
-"""The typed group spec: it serializes to its rerun key and parses back to itself."""
+"""The typed group spec: its plain form is its rerun key, and parses back to it."""
 
 import json
 
 import pytest
 
-from doubledescent import config, packing, specs
+from doubledescent import config, packing
+from doubledescent.specs import WeightReuse
 from tests.conftest import REPO, SCHEMA
 
 CONFIGS = [[REPO / "config.yaml"]] + [
@@ -25,9 +26,9 @@ def test_a_job_parses_its_rerun_key_back_to_its_spec(paths):
     """What the train rule passes (`rerun_key`) is all the job needs: parsing it gives the
     spec that config built, every group and pack of every config and preset."""
     for spec in job_specs(paths):
-        key = spec.rerun_key()
-        parsed = specs.GroupSpec.from_dict(json.loads(key))
-        assert parsed == spec and parsed.rerun_key() == key
+        key = config.rerun_key(spec)
+        parsed = config.spec_from_dict(json.loads(key))
+        assert parsed == spec and config.rerun_key(parsed) == key
 
 
 def test_settings_left_out_are_none_and_absent_from_the_key():
@@ -36,13 +37,13 @@ def test_settings_left_out_are_none_and_absent_from_the_key():
     plain = next(job_specs([REPO / "config.yaml"]))
     assert plain.training.steps is None and plain.training.weight_reuse is None
     assert plain.training.gamma == 0.9 and plain.training.schedule_gamma is None
-    training = plain.to_dict()["training"]
+    training = config.plain_spec(plain)["training"]
     assert {"steps", "eval_steps", "weight_reuse", "schedule_gamma"}.isdisjoint(training)
     assert training["epochs"] == plain.training.epochs == 500
 
     reusing = next(job_specs([REPO / "tests" / "configs" / "tiny_reuse.yaml"]))
-    assert reusing.training.weight_reuse == specs.WeightReuse(below_width=10)
+    assert reusing.training.weight_reuse == WeightReuse(below_width=10)
     assert reusing.training.epochs is None and reusing.training.steps == 40
-    training = reusing.to_dict()["training"]
+    training = config.plain_spec(reusing)["training"]
     assert training["weight_reuse"] == {"below_width": 10} and training["schedule_gamma"] == 0.9
     assert "epochs" not in training and "eval_epochs" not in training

@@ -43,7 +43,7 @@ def test_each_width_below_the_threshold_starts_from_the_next_smaller_one():
     }
     assert config.group_spec("e", exp, "width~8_norm~none").reuse_from == "width~4_norm~none"
     fresh = config.group_spec("e", experiment({}), "width~8_norm~none")
-    assert fresh.reuse_from is None and "reuse_from" not in fresh.to_dict()
+    assert fresh.reuse_from is None and "reuse_from" not in config.plain_spec(fresh)
 
 
 def test_a_reused_network_starts_from_the_smaller_ones_final_weights(tmp_path, small_data):

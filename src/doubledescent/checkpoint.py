@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from doubledescent.config import plain_spec
 from doubledescent.errors import UserError
 from doubledescent.io import atomic_path
 from doubledescent.specs import GroupSpec
@@ -44,7 +45,7 @@ FORMAT = 3
 
 
 def _tag(spec: GroupSpec) -> str:
-    return json.dumps({"format": FORMAT, "spec": spec.to_dict()}, sort_keys=True)
+    return json.dumps({"format": FORMAT, "spec": plain_spec(spec)}, sort_keys=True)
 
 
 def save(path: str | Path, spec: GroupSpec, group, progress: Progress) -> None:

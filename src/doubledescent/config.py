@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
-from dataclasses import replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import jsonschema
@@ -13,17 +14,7 @@ import yaml
 from doubledescent.architectures import MODEL_INPUTS
 from doubledescent.data import SOURCES, dataset_size_limits
 from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
-from doubledescent.specs import (
-    DatasetSpec,
-    GroupSpec,
-    ModelSpec,
-    Run,
-    TrainingSettings,
-    canonical_json,  # noqa: F401 (config.canonical_json, as before)
-    data_prefix,
-    noise_name,
-    without_inert,
-)
+from doubledescent.specs import DatasetSpec, GroupSpec, ModelSpec, TrainingSettings
 
 
 def _with_defaults(validator_class):
@@ -224,7 +215,40 @@ def check_results_dir(results: str | Path, experiments) -> None:
         raise ConfigError(f"results folder {results} is not writable: {existing} is read-only")
 
 
+@dataclass(frozen=True)
+class Run:
+    """One point of an experiment's product: a width, a regularizer variant, a seed."""
+
+    width: int
+    regularizer: str
+    seed: int
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+    batchnorm: bool = False
+    n_train: int | None = None  # a size of a sample-wise sweep; None: the single n_train
+    label_noise: float | None = None  # a rate of a label-noise sweep; None: the single rate
+
+    @property
+    def run_id(self) -> str:
+        return f"{data_prefix(self)}width~{self.width}_reg~{self.regularizer}_seed~{self.seed}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 SWEPT = ("n_train", "label_noise")  # the data conditions an experiment may sweep
+
+
+def data_prefix(run: Run) -> str:
+    """What run and group ids start with in a label-noise or sample-wise sweep (`noise~0.1_`,
+    `n~1000_`); nothing otherwise."""
+    noise = "" if run.label_noise is None else f"{noise_name(run.label_noise)}_"
+    return noise + ("" if run.n_train is None else f"n~{run.n_train}_")
+
+
+def noise_name(rate: float) -> str:
+    """A swept noise rate in file and group names: `noise~0.1`."""
+    return f"noise~{rate:g}"
 
 
 def sweeps(exp: dict, key: str) -> bool:
@@ -348,15 +372,15 @@ def groups(exp: dict) -> dict[str, list[Run]]:
 def group_spec(name: str, exp: dict, gid: str) -> GroupSpec:
     """Exactly what a training job needs, so that unrelated config edits don't retrain it.
 
-    Its canonical JSON is Snakemake's rerun key too (the train rule's params,
-    GroupSpec.rerun_key): see INERT for what it leaves out."""
+    Its plain form is Snakemake's rerun key too (the train rule's params, rerun_key): see
+    INERT for what it leaves out."""
     # Sorted, so that reordering regularizers or seeds in the YAML retrains nothing.
     members = sorted(groups(exp)[gid], key=lambda r: (r.regularizer, r.seed))
     return GroupSpec(
         experiment=name,
         group=gid,
         dataset=DatasetSpec(**dataset_spec(exp, members[0].label_noise)),
-        model=ModelSpec.of(exp["model"]),
+        model=model_spec(exp["model"]),
         training=TrainingSettings.from_dict(exp["training"]),
         width=members[0].width,
         runs=tuple(members),
@@ -365,12 +389,113 @@ def group_spec(name: str, exp: dict, gid: str) -> GroupSpec:
     )
 
 
+def model_spec(section: dict) -> ModelSpec:
+    """The model of a `model` section, less the options its family does not read (INERT)."""
+    kept = without_inert({"model": section})["model"]
+    return ModelSpec(kept["name"], {k: v for k, v in kept.items() if k != "name"})
+
+
+def plain_spec(spec: GroupSpec) -> dict:
+    """A group spec as the train rule's JSON carries it: its sections as plain mappings, less
+    their inert entries (INERT)."""
+    plain = {f.name: getattr(spec, f.name) for f in fields(spec)}
+    plain.update(
+        dataset=asdict(spec.dataset),
+        model=spec.model.to_dict(),
+        training=asdict(spec.training),
+        runs=[r.to_dict() for r in spec.runs],
+    )
+    return without_inert(plain)
+
+
+def spec_from_dict(plain: dict) -> GroupSpec:
+    """The group spec of its plain form (plain_spec): how a training job reads its JSON."""
+    return GroupSpec(
+        **{
+            **plain,
+            "dataset": DatasetSpec(**plain["dataset"]),
+            "model": model_spec(plain["model"]),
+            "training": TrainingSettings.from_dict(plain["training"]),
+            "runs": tuple(Run(**r) for r in plain["runs"]),
+        }
+    )
+
+
+def rerun_key(spec: GroupSpec) -> str:
+    """The train rule's params: only a real change to the spec retrains its group."""
+    return canonical_json(plain_spec(spec))
+
+
+@dataclass(frozen=True)
+class Inert:
+    """A group-spec entry that cannot change what the job computes in some specs, and is
+    left out of them: where its value is `default` (a key added after rerun keys were frozen
+    in 2026-12, at the value that behaves as before it existed; or None, a training setting
+    the config leaves out), or where the model family is not one of `read_by`."""
+
+    path: tuple[str, ...]  # keys from the spec's top; "runs" applies to each run
+    default: object = None
+    read_by: tuple[str, ...] | None = None  # None: every family reads it
+
+    def applies(self, spec: dict, value) -> bool:
+        if self.read_by is not None:
+            return spec["model"]["name"] not in self.read_by
+        return value == self.default
+
+
+# The rerun key's one rule: a group spec (and the data rule's params) holds every entry but
+# the inert ones. A new spec key (an option of training, model, dataset or a run) gets a
+# line here with its default, and its field in the typed spec (doubledescent.specs) that
+# default, so that adding it retrains no finished group; tests/test_config.py pins the
+# default config's keys. Sweeps of sizes and of label noise and weight reuse came after the
+# freeze; the conv nets' layers are fixed; the training settings at None were not given.
+INERT = (
+    Inert(("n_train",)),
+    Inert(("runs", "n_train")),
+    Inert(("runs", "label_noise")),
+    Inert(("reuse_from",)),
+    Inert(("model", "depth"), read_by=("mlp",)),
+    Inert(("model", "batchnorm_position"), read_by=("mlp",)),
+    # Each run carries its own batchnorm switch (runs); the model's is the config's default.
+    Inert(("model", "batchnorm"), read_by=()),
+    *(Inert(("training", key)) for key in TrainingSettings.optional()),
+)
+
+
+def canonical_json(obj) -> str:
+    """A spec (a GroupSpec as its plain_spec) as the workflow's params carry it: only a real
+    change to it triggers a rerun."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_plain)
+
+
+def _plain(obj) -> dict:
+    if isinstance(obj, GroupSpec):
+        return plain_spec(obj)
+    raise TypeError(f"a {type(obj).__name__} is not JSON")
+
+
 def data_params(exp: dict, label_noise: float | None = None) -> dict:
     """The prepare_data rule's params (its rerun key): the dataset spec (of the rate
     `label_noise`, in a noise sweep) less its inert entries, by the group specs' rule, so
     that a new dataset option at its default neither rebuilds the data nor, through it,
     retrains the groups."""
     return without_inert({"dataset": dataset_spec(exp, label_noise)})["dataset"]
+
+
+def without_inert(spec: dict) -> dict:
+    """A copy of `spec` (a group spec, or a part of one) without its inert entries (see
+    INERT)."""
+    out = copy.deepcopy(spec)
+    for inert in INERT:
+        *parents, key = inert.path
+        holders = [out]
+        for p in parents:
+            nodes = [node[p] for node in holders if p in node]
+            holders = [h for node in nodes for h in (node if p == "runs" else [node])]
+        for holder in holders:
+            if key in holder and inert.applies(out, holder[key]):
+                del holder[key]
+    return out
 
 
 def reuse_source(exp: dict, gid: str) -> str | None:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from doubledescent import config, gpus
-from doubledescent.specs import GroupSpec, Run
+from doubledescent.config import Run
+from doubledescent.specs import GroupSpec
 
 PACKED_MODELS = ("mlp",)  # those with a zero-padded stack (doubledescent.models.PADDED)
 

@@ -9,7 +9,7 @@ from doubledescent import gpus as ddgpus
 from doubledescent import packing as ddpacking
 from doubledescent import resources as ddresources
 from doubledescent import targets as ddtargets
-from doubledescent.specs import canonical_json
+from doubledescent.config import canonical_json
 from doubledescent.targets import FIGURE_EXTENSIONS, RESULTS
 
 
@@ -71,7 +71,7 @@ def previous_weights(wildcards):
 
 def group_spec(wildcards):
     exp = EXPERIMENTS[wildcards.experiment]
-    return ddpacking.job_spec(wildcards.experiment, exp, wildcards.group).rerun_key()
+    return ddconfig.rerun_key(ddpacking.job_spec(wildcards.experiment, exp, wildcards.group))
 
 
 def checkpoint_file(wildcards):
