@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from doubledescent import config, data, packing, train
+from doubledescent import config, data, packing, provenance, train
 from doubledescent.specs import GroupSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +121,10 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     cfg = config.load(args.config, SCHEMA)
-    print(f"machine: {platform.node()}  torch {torch.__version__}  config {args.config}")
+    print(
+        f"machine: {platform.node()}, {provenance.cpu()}, torch {torch.__version__}, "
+        f"config {args.config}"
+    )
     before = count_study(cfg, study_jobs(cfg, packs=False), "one group per job")
     after = count_study(cfg, study_jobs(cfg, packs=True), "packed (as on CUDA)")
     print(f"packing dispatches {before / after:.1f}x fewer ops")

@@ -37,7 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.dataset_files writes CIFAR-format files
 
-from doubledescent import augment, config, data, models, train  # noqa: E402
+from doubledescent import augment, config, data, models, provenance, train  # noqa: E402
 from doubledescent.specs import GroupSpec  # noqa: E402
 from tests.dataset_files import write_cifar  # noqa: E402
 
@@ -68,7 +68,7 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 def describe_device(device: str) -> None:
-    print(f"host {platform.node()}, {os.cpu_count()} CPU cores, {platform.processor()}")
+    print(f"host {platform.node()}, {os.cpu_count()} CPU cores, {provenance.cpu()}")
     print(
         f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
         f"{torch.backends.cudnn.version()}"

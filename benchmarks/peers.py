@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from sweep_speed import reference_run  # noqa: E402
 
-from doubledescent import config, data, train  # noqa: E402
+from doubledescent import config, data, provenance, train  # noqa: E402
 from doubledescent.specs import GroupSpec  # noqa: E402
 
 LR, MOMENTUM, BATCH = 0.01, 0.9, 100
@@ -180,7 +180,7 @@ def main() -> None:
     totals = dict.fromkeys(peers, 0.0)
     compile_total = 0.0
     print(
-        f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
+        f"machine: {platform.node()} {provenance.cpu()}, "
         f"torch {torch.__version__}, {args.epochs} epochs, 9 runs per width, one thread"
     )
     print(

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from doubledescent import config, data, models, train
+from doubledescent import config, data, models, provenance, train
 from doubledescent.specs import GroupSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def main() -> None:
 
     n_runs, flops = len(config.runs(exp)), training_flops(exp, arrays)
     print(
-        f"machine: {platform.node()}  {platform.processor() or platform.machine()}  "
+        f"machine: {platform.node()}  {provenance.cpu()}  "
         f"torch {torch.__version__}  jobs {args.jobs}  one thread per job"
     )
     print(f"runs: {n_runs} ({len(specs)} groups) x {args.epochs} epochs")

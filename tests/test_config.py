@@ -5,7 +5,7 @@ import hashlib
 import pytest
 import yaml
 
-from doubledescent import config, models, specs
+from doubledescent import architectures, config, specs
 from tests.conftest import REPO, SCHEMA, training_settings
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -120,10 +120,28 @@ def test_mlp_only_settings_do_not_retrain_a_conv_net():
     assert config.group_spec("m", deeper_mlp, mlp_gid) != config.group_spec("m", mlp, mlp_gid)
 
 
-def test_schema_lists_exactly_the_model_registry():
-    schema = yaml.safe_load(SCHEMA.read_text())
-    names = set(schema["$defs"]["model"]["properties"]["name"]["enum"])
-    assert names == set(models.MODELS) == set(config.MODEL_INPUTS)
+def test_every_family_option_is_a_config_key():
+    """What a family reads (Family.reads) is a key of the schema, with or without a default."""
+    defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
+    assert config.family_options() == [
+        "model.batchnorm_position",
+        "model.depth",
+        "model.init",
+        "training.weight_reuse",
+    ]
+    for key in config.family_options():
+        section, option = key.split(".")
+        assert option in defs[section]["properties"], key
+
+
+def test_the_schema_check_takes_the_model_names_from_the_registry():
+    with pytest.raises(config.ConfigError) as e:
+        config.validate(default_with("model.name", "resnet"), SCHEMA)
+    assert str(e.value) == (
+        "config.experiments.mnist1d_mlp.model.name: 'resnet' is not one of "
+        f"{sorted(architectures.FAMILIES)}"
+    )
+    assert "enum" not in yaml.safe_load(SCHEMA.read_text())["$defs"]["model"]["properties"]["name"]
 
 
 @pytest.mark.parametrize(

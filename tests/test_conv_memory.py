@@ -20,12 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from doubledescent import config, data, train
-from doubledescent.config import MODEL_INPUTS
+from doubledescent import architectures, config, data, train
 from doubledescent.models.layers import GroupedConv
 from tests.conftest import REPO, SCHEMA
 
-IMAGE_MODELS = [m for m, kind in MODEL_INPUTS.items() if kind == "image"]
+IMAGE_MODELS = [f.name for f in architectures.FAMILIES.values() if f.inputs == "image"]
 
 
 def augmented_group_spec(name: str, seeds: list[int]) -> dict:

@@ -31,13 +31,13 @@ def test_init_is_per_run_and_within_linear_bounds():
     net = StackedMLP(2, 40, 64, 2, 10)
     net.init_run(0, torch.Generator().manual_seed(1))
     net.init_run(1, torch.Generator().manual_seed(2))
-    w = net.weights[0]
+    w = net.linears[0].weight
     assert w.abs().max() <= 1 / 40**0.5
     assert w[0].abs().max() > 0.9 / 40**0.5  # uses the whole range
     assert not torch.equal(w[0], w[1])
     again = StackedMLP(1, 40, 64, 2, 10)
     again.init_run(0, torch.Generator().manual_seed(1))
-    assert torch.equal(again.weights[0][0], w[0])
+    assert torch.equal(again.linears[0].weight[0], w[0])
 
 
 def test_shared_input_broadcasts_to_all_runs():

@@ -113,7 +113,7 @@ def test_padding_stays_zero_and_each_run_keeps_its_parameters(small_data, case):
             padded[name] += len(padding)
         first += len(alone.runs)
     # Every parameter but the classifier's bias (10 classes for every run) has padding.
-    assert [name for name, n in padded.items() if n == 0] == ["biases.2"]
+    assert [name for name, n in padded.items() if n == 0] == ["linears.2.bias"]
 
 
 def test_a_pack_resumes_after_a_crash_with_the_same_numbers(small_data, tmp_path, monkeypatch):

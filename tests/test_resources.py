@@ -1,5 +1,6 @@
 """Resource requests for training jobs grow with the work and cover what was measured."""
 
+import inspect
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from tests.conftest import REPO, SCHEMA
 
 DEFAULT = config.validate(yaml.safe_load((REPO / "config.yaml").read_text()), SCHEMA)
 EXP = DEFAULT["experiments"]["mnist1d_mlp"]
+BUILD_ARGS = ("n_runs", "input_shape", "num_classes", "width", "batchnorm", "spec")
 
 
 def test_runtime_grows_with_width_and_runs_and_covers_a_measurement():
@@ -104,7 +106,7 @@ def counted_macs(module, shape, *args) -> int:
 def pairings() -> list[tuple[str, str]]:
     """Every model x dataset pairing a config accepts."""
     out = []
-    for model in config.MODEL_INPUTS:
+    for model in architectures.FAMILIES:
         for dataset in data.SOURCES:
             try:
                 config._check_model_fits_data("e", model, dataset)
@@ -115,7 +117,7 @@ def pairings() -> list[tuple[str, str]]:
 
 
 def test_every_model_has_pairings():
-    assert {m for m, _ in pairings()} == set(config.MODEL_INPUTS)
+    assert {m for m, _ in pairings()} == set(architectures.FAMILIES)
     assert len(pairings()) == 6 + 5 + 5 + 1  # mlp: any; the image nets: 5; mnist1d_cnn: 1
 
 
@@ -200,4 +202,8 @@ def test_a_pack_is_costed_at_its_widest_width_and_pays_a_gpus_steps_once():
 
 
 def test_every_model_has_its_costs():
-    assert set(architectures.FORWARD_MACS) == set(resources.CPU_SPEED) == set(models.MODELS)
+    # Each registered builder takes exactly the registry's keyword-only arguments.
+    for family in architectures.FAMILIES.values():
+        params = inspect.signature(architectures.load(family.builder)).parameters.values()
+        keyword_only = [(name, inspect.Parameter.KEYWORD_ONLY) for name in BUILD_ARGS]
+        assert [(p.name, p.kind) for p in params] == keyword_only, family.name

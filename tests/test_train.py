@@ -72,12 +72,12 @@ class Reference(nn.Module):
 def reference_from(group: train.Group, i: int) -> Reference:
     """Run i of a stacked model, copied into a separate module (weights transposed)."""
     m = group.model
-    widths = [m.weights[0].shape[1]] + [w.shape[2] for w in m.weights]
+    widths = [m.linears[0].weight.shape[1]] + [lin.weight.shape[2] for lin in m.linears]
     ref = Reference(widths, group.runs[i].batchnorm, m.norm_after).double()
     with torch.no_grad():
-        for lin, w, b in zip(ref.linears, m.weights, m.biases):
-            lin.weight.copy_(w[i].T)
-            lin.bias.copy_(b[i, 0])
+        for lin, stacked in zip(ref.linears, m.linears):
+            lin.weight.copy_(stacked.weight[i].T)
+            lin.bias.copy_(stacked.bias[i, 0])
     return ref
 
 
@@ -160,9 +160,9 @@ def assert_equals_separate_models(exp, small_data, gid):
         train.train_epoch(group, data, spec.training.batch_size)
     for i, (ref, run) in enumerate(zip(refs, group.runs)):
         train_reference(ref, run, data.x_train, data.y_train, spec.training)
-        for lin, w, b in zip(ref.linears, group.model.weights, group.model.biases):
-            torch.testing.assert_close(w[i].T, lin.weight, rtol=1e-9, atol=1e-11)
-            torch.testing.assert_close(b[i, 0], lin.bias, rtol=1e-9, atol=1e-11)
+        for lin, stacked in zip(ref.linears, group.model.linears):
+            torch.testing.assert_close(stacked.weight[i].T, lin.weight, rtol=1e-9, atol=1e-11)
+            torch.testing.assert_close(stacked.bias[i, 0], lin.bias, rtol=1e-9, atol=1e-11)
         for norm, stacked in zip(ref.norms, group.model.norms):
             if batchnorm:
                 torch.testing.assert_close(stacked.running_var[i, 0], norm.running_var)
@@ -188,7 +188,8 @@ def test_first_step_gradients_equal_separate_models(small_data):
         for i, (ref, run) in enumerate(zip(refs, group.runs)):
             ref.train()
             F.cross_entropy(ref(data.x_train[:32], [None, None]), data.y_train[:32]).backward()
-            for lin, w, b in zip(ref.linears, group.model.weights, group.model.biases):
+            for lin, stacked in zip(ref.linears, group.model.linears):
+                w, b = stacked.weight, stacked.bias
                 # The stacked gradient already holds the coupled decay term wd * W.
                 expected = lin.weight.grad + run.weight_decay * lin.weight.detach()
                 torch.testing.assert_close(w.grad[i].T, expected, rtol=1e-10, atol=1e-12)
@@ -200,7 +201,10 @@ def test_weight_decay_shrinks_weights(small_data):
     group, data, spec = stacked_group(exp, small_data, "width~12_norm~none")
     for _ in range(3):
         train.train_epoch(group, data, 64)
-    norms = [float(sum(w[i].detach().norm() ** 2 for w in group.model.weights)) for i in range(2)]
+    norms = [
+        float(sum(w[i].detach().norm() ** 2 for w in group.model.decayed_parameters()))
+        for i in range(2)
+    ]
     assert norms[1] < 0.7 * norms[0]
 
 

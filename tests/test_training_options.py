@@ -100,8 +100,9 @@ def test_decay_all_shrinks_the_biases_too(small_data):
         experiment(regs, widths=(6,), seeds=(0,)), small_data, "width~6_norm~none"
     )[0].model
     names = [n for n, _ in model.named_parameters()]
+    assert sum(n.endswith(".bias") for n in names) == 3  # the MLP's three layers
     for name, p0, w, a in zip(names, start, weights, everything):
-        if name.startswith("biases"):
+        if name.endswith(".bias"):
             torch.testing.assert_close(a - w, -0.1 * 0.5 * p0, rtol=1e-9, atol=1e-12)
         else:
             torch.testing.assert_close(a, w, rtol=1e-12, atol=1e-14)

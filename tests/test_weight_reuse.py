@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from doubledescent import config, reuse, train
+from doubledescent.errors import DataError
 from tests.conftest import REPO, SCHEMA, snakemake, training_settings
 
 CONFIG = REPO / "tests" / "configs" / "tiny_reuse.yaml"
@@ -66,11 +67,11 @@ def test_a_reused_network_starts_from_the_smaller_ones_final_weights(tmp_path, s
     # The new units: weights and biases from N(0, 0.01), batchnorm as initialized.
     new = torch.cat(
         [
-            state["weights.0"][:, :, 4:].flatten(),
-            state["weights.1"][:, 4:, :].flatten(),
-            state["weights.1"][:, :4, 4:].flatten(),
-            state["weights.2"][:, 4:, :].flatten(),
-            state["biases.1"][:, :, 4:].flatten(),
+            state["linears.0.weight"][:, :, 4:].flatten(),
+            state["linears.1.weight"][:, 4:, :].flatten(),
+            state["linears.1.weight"][:, :4, 4:].flatten(),
+            state["linears.2.weight"][:, 4:, :].flatten(),
+            state["linears.1.bias"][:, :, 4:].flatten(),
         ]
     )
     assert len(new) == 2 * (40 * 4 + 4 * 8 + 4 * 4 + 4 * 10 + 4)
@@ -78,14 +79,30 @@ def test_a_reused_network_starts_from_the_smaller_ones_final_weights(tmp_path, s
     assert (state["norms.0.weight"][:, :, 4:] == 1).all()
     assert (state["norms.0.running_var"][:, :, 4:] == 1).all()
     # The runs draw from their own seeds' streams: seed 0's new units are seed 0's anywhere.
-    assert not torch.equal(state["weights.2"][0, 4:], state["weights.2"][1, 4:])
+    assert not torch.equal(state["linears.2.weight"][0, 4:], state["linears.2.weight"][1, 4:])
+
+
+def test_weights_of_an_older_layout_are_refused_in_one_line():
+    """Weights saved before the MLP's layers held their own parameters (`weights.0`, not
+    `linears.0.weight`) name tensors this model lacks: a DataError, not a KeyError."""
+    spec = config.group_spec(
+        "e", experiment({"weight_reuse": {"below_width": 100}}), "width~8_norm~none"
+    )
+    runs = list(spec.runs)
+    group = train.make_group(spec, runs, (40,), 10, "cpu")
+    old_names = {"weights.0": torch.zeros(2, 40, 4), "biases.0": torch.zeros(2, 1, 4)}
+    saved = {"runs": [("none", 0), ("none", 1)], "state": old_names}
+    gens = [train.generator(r.seed, "reuse") for r in runs]
+    with pytest.raises(DataError, match=r"^the weights to start from lack linears\.0\.bias and 5 "):
+        reuse.grow(group.model, runs, saved, gens)
 
 
 def test_glorot_uniform_initialization():
     exp = experiment({"epochs": 1}, widths=(300,), model={"init": "glorot_uniform"})
     spec = config.group_spec("e", exp, "width~300_norm~none")
     group = train.make_group(spec, list(spec.runs), (40,), 10, "cpu")
-    for w, b in zip(group.model.weights, group.model.biases):
+    for layer in group.model.linears:
+        w, b = layer.weight, layer.bias
         bound = math.sqrt(6 / (w.shape[1] + w.shape[2]))
         assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
         assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)

@@ -5,15 +5,8 @@ The rules pass `caption(...)` as a param; workflow/report/caption.rst only print
 
 from __future__ import annotations
 
-from doubledescent import config
+from doubledescent import architectures, config
 
-# Each model's width symbol and how its layers grow with it.
-MODELS = {
-    "mlp": ("h", "an MLP with {depth} hidden layers of width h"),
-    "cnn5": ("c", "Nakkiran et al.'s 5-layer CNN with c, 2c, 4c, 8c channels"),
-    "preact_resnet18": ("k", "a pre-activation ResNet18 with k, 2k, 4k, 8k channels"),
-    "mnist1d_cnn": ("c", "Greydanus & Kobak's MNIST-1D CNN with c channels per layer"),
-}
 LOSSES = {"cross_entropy": "cross-entropy", "mse": "squared loss (one-hot targets)"}
 NOISE_MODES = {"random_class": "a uniformly random class", "wrong_class": "always a wrong class"}
 L2_MODES = {
@@ -32,7 +25,7 @@ TEST_ERRORS = {
 
 
 def size_name(exp: dict) -> str:
-    symbol = MODELS[exp["model"]["name"]][0]
+    symbol = architectures.family(exp["model"]["name"]).symbol
     return "parameter count" if exp["plot"]["x"] == "n_params" else f"width {symbol}"
 
 
@@ -151,7 +144,8 @@ def _regularizer(name: str, reg: dict, tr: dict) -> str:
 def settings(exp: dict) -> str:
     """The experiment's settings as a paragraph and a list of its regularizer variants."""
     model = exp["model"]
-    symbol, shape = MODELS[model["name"]]
+    family = architectures.family(model["name"])
+    symbol, shape = family.symbol, family.description
     widths = _numbers(sorted(exp["widths"]))
     arch = "; batch normalization in every block" if model.get("batchnorm") else ""
     lines = [

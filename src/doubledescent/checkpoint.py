@@ -39,9 +39,10 @@ class Progress:
 
 
 # Bumped when the saved state changes shape (2: doubledescent.optim's state, not torch.optim's;
-# 3: the step count as position, the order within an epoch, frozen runs), so that an older
-# checkpoint is ignored, not misread.
-FORMAT = 3
+# 3: the step count as position, the order within an epoch, frozen runs; 4: the MLP's
+# parameters as layers, `linears.<i>.weight`, not `weights.<i>`), so that an older
+# checkpoint is ignored (its group starts afresh), not misread.
+FORMAT = 4
 
 
 def _tag(spec: GroupSpec) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from doubledescent.architectures import MODEL_INPUTS
+from doubledescent import architectures
 from doubledescent.data import SOURCES, dataset_size_limits
 from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
 from doubledescent.specs import DatasetSpec, GroupSpec, ModelSpec, TrainingSettings
@@ -52,6 +52,8 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 def validate(config: dict, schema_path: str | Path) -> dict:
     """Validate `config` against the schema, fill in defaults, check what a schema can't."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    # The model names come from the registry, so that registering a model needs no schema edit.
+    schema["$defs"]["model"]["properties"]["name"]["enum"] = sorted(architectures.FAMILIES)
     given = copy.deepcopy(config)
     config = copy.deepcopy(config)
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -61,6 +63,7 @@ def validate(config: dict, schema_path: str | Path) -> dict:
     for name, exp in config["experiments"].items():
         _resolve_budget(f"config.experiments.{name}.training", given["experiments"][name], exp)
         _check_experiment(name, exp)
+        _check_family_options(f"config.experiments.{name}", exp, schema)
     _check_distinct_folders(config["experiments"])
     return config
 
@@ -103,8 +106,10 @@ def _check_experiment(name: str, exp: dict) -> None:
         )
     _check_model_fits_data(where, exp["model"]["name"], ds["name"])
     aug = exp["training"]["augment"]
-    if (aug["crop_padding"] or aug["hflip"]) and MODEL_INPUTS[exp["model"]["name"]] != "image":
-        image_models = ", ".join(m for m, kind in MODEL_INPUTS.items() if kind == "image")
+    if (aug["crop_padding"] or aug["hflip"]) and _layout(exp) != "image":
+        image_models = ", ".join(
+            f.name for f in architectures.FAMILIES.values() if f.inputs == "image"
+        )
         raise ConfigError(
             f"{where}.training.augment: crops and flips need an image model "
             f"({image_models}), not {exp['model']['name']}"
@@ -117,9 +122,30 @@ def _check_experiment(name: str, exp: dict) -> None:
             f"{where}.training.eval_{unit}: {unit[:-1]} {max(evals)} is past the last "
             f"{unit[:-1]} ({last})"
         )
-    if ("weight_reuse" in tr or "init" in exp["model"]) and exp["model"]["name"] != "mlp":
-        key = "training.weight_reuse" if "weight_reuse" in tr else "model.init"
-        raise ConfigError(f"{where}.{key}: only the mlp supports it, not {exp['model']['name']}")
+
+
+def _layout(exp: dict) -> str:
+    return architectures.family(exp["model"]["name"]).inputs
+
+
+def family_options() -> list[str]:
+    """The config keys ("section.key") that only some model families read (Family.reads)."""
+    return sorted({key for f in architectures.FAMILIES.values() for key in f.reads})
+
+
+def _check_family_options(where: str, exp: dict, schema: dict) -> None:
+    """Refuse an option that only other model families read (Family.reads) where it has no
+    schema default, so it is there only because it was given; one with a default fills every
+    config and is left out of the specs of the families that don't read it (INERT)."""
+    name, families = exp["model"]["name"], architectures.FAMILIES.values()
+    for key in sorted(set(family_options()) - set(architectures.family(name).reads)):
+        section, option = key.split(".")
+        if (
+            option in exp[section]
+            and "default" not in schema["$defs"][section]["properties"][option]
+        ):
+            readers = ", ".join(f.name for f in families if key in f.reads)
+            raise ConfigError(f"{where}.{key}: only the {readers} supports it, not {name}")
 
 
 def _resolve_budget(where: str, given: dict, exp: dict) -> None:
@@ -143,7 +169,7 @@ def _resolve_budget(where: str, given: dict, exp: dict) -> None:
 
 def _check_model_fits_data(where: str, model: str, dataset: str) -> None:
     """Conv nets need the layout they convolve over: images, or MNIST-1D's signals."""
-    layout, images = MODEL_INPUTS[model], SOURCES[dataset].images
+    layout, images = architectures.family(model).inputs, SOURCES[dataset].images
     if layout == "image" and not images:
         raise ConfigError(
             f"{where}.model.name: {model} needs image data, and {dataset} is not an image dataset"
@@ -431,15 +457,16 @@ class Inert:
     """A group-spec entry that cannot change what the job computes in some specs, and is
     left out of them: where its value is `default` (a key added after rerun keys were frozen
     in 2026-12, at the value that behaves as before it existed; or None, a training setting
-    the config leaves out), or where the model family is not one of `read_by`."""
+    the config leaves out), or, for a `family_option`, where the spec's model family does
+    not read it (architectures.Family.reads)."""
 
     path: tuple[str, ...]  # keys from the spec's top; "runs" applies to each run
     default: object = None
-    read_by: tuple[str, ...] | None = None  # None: every family reads it
+    family_option: bool = False
 
     def applies(self, spec: dict, value) -> bool:
-        if self.read_by is not None:
-            return spec["model"]["name"] not in self.read_by
+        if self.family_option:
+            return ".".join(self.path) not in architectures.family(spec["model"]["name"]).reads
         return value == self.default
 
 
@@ -454,12 +481,18 @@ INERT = (
     Inert(("runs", "n_train")),
     Inert(("runs", "label_noise")),
     Inert(("reuse_from",)),
-    Inert(("model", "depth"), read_by=("mlp",)),
-    Inert(("model", "batchnorm_position"), read_by=("mlp",)),
-    # Each run carries its own batchnorm switch (runs); the model's is the config's default.
-    Inert(("model", "batchnorm"), read_by=()),
+    # Each run carries its own batchnorm switch (runs); the model's is the config's default,
+    # which no family reads.
+    Inert(("model", "batchnorm"), family_option=True),
     *(Inert(("training", key)) for key in TrainingSettings.optional()),
 )
+
+
+def _inert() -> tuple[Inert, ...]:
+    """INERT, and every option that only some model families read (model.depth,
+    model.batchnorm_position...), which the other families' specs leave out."""
+    options = (Inert(tuple(key.split(".")), family_option=True) for key in family_options())
+    return (*INERT, *options)
 
 
 def canonical_json(obj) -> str:
@@ -486,7 +519,7 @@ def without_inert(spec: dict) -> dict:
     """A copy of `spec` (a group spec, or a part of one) without its inert entries (see
     INERT)."""
     out = copy.deepcopy(spec)
-    for inert in INERT:
+    for inert in _inert():
         *parents, key = inert.path
         holders = [out]
         for p in parents:

@@ -11,7 +11,8 @@ changes: a pack writes one table, `groups/<pack>.parquet`, with each row's group
 
 `packing`: `none` (one job per group), `experiment` (pack every packable experiment), or
 `auto`: pack where training runs on CUDA. Only the MLP packs, and not under weight reuse
-(its widths train one after another); conv nets keep one job per group. Torch-free:
+(its widths train one after another); the families without a padded builder (the conv
+nets) keep one job per group. Torch-free:
 Snakemake reads it while it parses.
 """
 
@@ -19,11 +20,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from doubledescent import config, gpus
+from doubledescent import architectures, config, gpus
 from doubledescent.config import Run
 from doubledescent.specs import GroupSpec
-
-PACKED_MODELS = ("mlp",)  # those with a zero-padded stack (doubledescent.models.PADDED)
 
 
 def enabled(packing: str, device: str) -> bool:
@@ -41,9 +40,11 @@ def pack_id(run: Run) -> str:
 
 
 def packs(exp: dict) -> bool:
-    """Whether the experiment's groups can share a job: an MLP, whose groups are independent
-    (under weight reuse each width starts from the previous one's final weights)."""
-    return exp["model"]["name"] in PACKED_MODELS and "weight_reuse" not in exp["training"]
+    """Whether the experiment's groups can share a job: a family with a zero-padded stack
+    (the MLP), whose groups are independent (under weight reuse each width starts from the
+    previous one's final weights)."""
+    padded = architectures.family(exp["model"]["name"]).padded_builder
+    return padded is not None and "weight_reuse" not in exp["training"]
 
 
 def jobs(exp: dict, packing: bool) -> dict[str, list[Run]]:

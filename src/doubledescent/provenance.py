@@ -37,6 +37,35 @@ def git_state(repo: str | Path) -> dict:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+# The vector-instruction flags that decide which kernels oneDNN and MKL pick, so that a
+# benchmark's numbers say what kind of CPU they came from (machines of "one kind" differ).
+CPU_FLAGS = {
+    "avx2": "AVX2",
+    "avx512f": "AVX-512",
+    "avx512_bf16": "AVX512-BF16",
+    "amx_tile": "AMX",
+}
+
+
+def cpu(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """This machine's CPU as benchmarks report it: model, core count and vector flags, e.g.
+    `AMD EPYC 7B13, 2 cores, AVX2 AVX-512`; the platform's name where /proc is absent."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields: dict[str, str] = {}  # the first processor's entries
+    cores = 0
+    for line in text.splitlines():
+        key, colon, value = line.partition(":")
+        cores += bool(colon) and key.strip() == "processor"
+        fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name", platform.machine())
+    flags = set(fields.get("flags", "").split())
+    named = " ".join(name for flag, name in CPU_FLAGS.items() if flag in flags)
+    return f"{model}, {cores} cores" + (f", {named}" if named else "")
+
+
 def versions() -> dict:
     """Python's version and those of the libraries that shape the numbers (null: not found)."""
     found = {"python": platform.python_version()}
@@ -80,4 +109,5 @@ def provenance(df: pd.DataFrame, experiment: str, config: dict, repo: str | Path
         "training": training_summary(df),
         "written_at": now(),
         "written_on": platform.node(),
+        "written_on_cpu": cpu(),  # where training ran elsewhere (a cluster), see hostnames
     }

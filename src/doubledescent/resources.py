@@ -10,34 +10,12 @@ reservation. A cluster profile can override them per rule
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-from doubledescent.architectures import forward_macs as model_macs
+from doubledescent import architectures
 from doubledescent.config import train_sizes
 from doubledescent.data import SOURCES
 from doubledescent.specs import TrainingSettings
 
-
-@dataclass(frozen=True)
-class CpuSpeed:
-    """One torch thread's throughput on a model family: FLOP/s of its weights' multiply-adds
-    and a fixed cost per gradient step (kernel dispatch, optimizer, masks, Python)."""
-
-    flop_per_second: float
-    step_seconds: float
-
-
-# Measured on the 2-core AVX-512 VM of docs/benchmarks.md, one thread per job. The MLP: the
-# default experiment's 14 measured widths fit 73 GFLOP/s + 0.33 ms a step to within 20%;
-# rounded down/up here. The conv nets: 3 runs on MNIST-1D (widths 8, 64) and digits (4, 32),
-# 2026-12-01, on the VM shared with other jobs (load ~2 per core, so these err long); the
-# ResNet, unmeasured, has 4x cnn5's layers per step.
-CPU_SPEED = {
-    "mlp": CpuSpeed(6e10, 3.5e-4),
-    "mnist1d_cnn": CpuSpeed(3.5e10, 4e-3),
-    "cnn5": CpuSpeed(3.5e10, 1.5e-2),
-    "preact_resnet18": CpuSpeed(3.5e10, 6e-2),
-}
 # What a request adds to the estimate: cluster cores may be slower than the measured one and
 # share their node; a job that still hits its limit is retried with twice as much.
 RUNTIME_MARGIN = 3
@@ -59,7 +37,7 @@ GPU_STEP_SECONDS = 0.01
 def forward_macs(exp: dict, width: int) -> int:
     """Multiply-adds of one run's forward pass on one sample of the experiment's dataset."""
     source = SOURCES[exp["dataset"]["name"]]
-    return model_macs(exp["model"], width, source.shape, source.num_classes)
+    return architectures.forward_macs(exp["model"], width, source.shape, source.num_classes)
 
 
 def job_size(runs: list) -> tuple[int, int, int | None]:
@@ -86,7 +64,7 @@ def train_seconds(
     flop = (6 * samples + 2 * evaluated) * forward_macs(exp, width) * n_runs
     if gpu:
         return flop / GPU_FLOP_PER_SECOND + steps * GPU_STEP_SECONDS
-    cpu = CPU_SPEED[exp["model"]["name"]]
+    cpu = architectures.family(exp["model"]["name"]).cpu  # measured per family
     return flop / cpu.flop_per_second + steps * cpu.step_seconds
 
 
@@ -108,13 +86,12 @@ def train_priority(
 
 
 def activation_floats(exp: dict, width: int) -> int:
-    """Floats of one run's activations alive at once in an evaluation pass, per sample: the
-    MLP's layers; for the conv nets a few maps of the widest layer (2c or k channels at full
-    size, input and output of a layer or block)."""
-    model = exp["model"]["name"]
-    if model == "mlp":
-        return width * (exp["model"]["depth"] + 1)
-    return 4 * width * math.prod(SOURCES[exp["dataset"]["name"]].shape[1:])
+    """Floats of one run's activations alive at once in an evaluation pass, per sample (each
+    family's own count: the MLP's layers, a conv net's widest maps)."""
+    model = exp["model"]
+    return architectures.family(model["name"]).activations(
+        model, width, SOURCES[exp["dataset"]["name"]].shape
+    )
 
 
 def train_mem_mb(exp: dict, width: int, n_runs: int, gpu: bool = False) -> int:

@@ -22,9 +22,9 @@ from doubledescent.errors import DataError
 from doubledescent.io import atomic_path
 
 NEW_UNIT_STD = 0.1  # variance 0.01, as the paper says
-# The MLP's tensors whose new units are drawn small; batchnorm's keep their fresh values
-# (scale 1, shift 0, statistics 0 and 1).
-DRAWN = ("weights.", "biases.")
+# The MLP's tensors whose new units are drawn small (its linear layers' weights and biases);
+# batchnorm's keep their fresh values (scale 1, shift 0, statistics 0 and 1).
+DRAWN = ("linears.",)
 
 
 def _key(run: Run) -> tuple[str, int]:
@@ -51,6 +51,12 @@ def grow(model: nn.Module, runs: list[Run], saved: dict, gens: list[torch.Genera
     values in the leading block of every tensor, the new units' weights and biases drawn
     from N(0, NEW_UNIT_STD^2) with the run's own generator."""
     index = {tuple(key): j for j, key in enumerate(saved["runs"])}
+    missing = sorted(set(model.state_dict()) - set(saved["state"]))
+    if missing:
+        raise DataError(
+            f"the weights to start from lack {missing[0]} and {len(missing) - 1} more tensors "
+            "(saved by an older layout of the model?): delete them and retrain that width"
+        )
     for name, tensor in model.state_dict().items():
         old = saved["state"][name]
         block = tuple(slice(0, size) for size in old.shape[1:])

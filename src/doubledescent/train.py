@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doubledescent import augment, checkpoint, models, optim, reuse, streams
-from doubledescent.config import MODEL_INPUTS, Run, group_id
+from doubledescent import architectures, augment, checkpoint, models, optim, reuse, streams
+from doubledescent.config import Run, group_id
 from doubledescent.data import Arrays, nested_subset, noisy_label_error
 from doubledescent.errors import UserError
 from doubledescent.models.layers import Mask
@@ -114,7 +114,7 @@ def uses_bf16(precision: str, model: str, device: torch.device) -> bool:
     the GPU's code), `fp32` never, `auto` bf16 for the conv nets on CUDA only (tensor cores;
     the MLPs here are too small to gain, and a CPU without bf16 units would only lose)."""
     if precision == "auto":
-        return device.type == "cuda" and MODEL_INPUTS[model] != "vector"
+        return device.type == "cuda" and architectures.family(model).inputs != "vector"
     return precision == "bf16"
 
 

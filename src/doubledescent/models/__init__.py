@@ -6,7 +6,8 @@ own initialization, dropout masks and batchnorm statistics; nothing is shared be
 
 Every model takes `forward(x, mask=None)` with per-run batches (R, B, *input_shape) or a batch
 shared by all runs (B, *input_shape), returns logits (R, B, classes), and has
-`init_run(run, generator)` and `decayed_parameters()`.
+`init_run(run, generator)` and `decayed_parameters()`. Each family's builder is named by its
+record in doubledescent.architectures.FAMILIES, the one place that registers a model.
 """
 
 from __future__ import annotations
@@ -15,18 +16,6 @@ import torch
 from torch import nn
 
 from doubledescent import architectures
-from doubledescent.models import cnn, mlp, padded, resnet
-
-# name -> build(n_runs, input_shape, num_classes, width, batchnorm, model spec); the one
-# place to add a model (and its input layout and multiply-adds to doubledescent.architectures,
-# its name to the schema).
-MODELS = {
-    "mlp": mlp.build,
-    "cnn5": cnn.build_cnn5,
-    "mnist1d_cnn": cnn.build_mnist1d_cnn,
-    "preact_resnet18": resnet.build,
-}
-
 
 input_shape = architectures.input_shape  # torch-free, for config and resources too
 
@@ -40,15 +29,15 @@ def build(
     batchnorm: bool,
 ) -> nn.Module:
     """A stacked model from the config's `model` section."""
-    name = spec["name"]
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name](n_runs, tuple(input_shape), num_classes, width, batchnorm, spec)
-
-
-# The families whose runs of different shapes stack into one model by zero-padding
-# (doubledescent.packing); the conv nets are left to one group per job.
-PADDED = {"mlp": padded.build}
+    builder = architectures.load(architectures.family(spec["name"]).builder)
+    return builder(
+        n_runs=n_runs,
+        input_shape=tuple(input_shape),
+        num_classes=num_classes,
+        width=width,
+        batchnorm=batchnorm,
+        spec=spec,
+    )
 
 
 def build_padded(
@@ -60,11 +49,17 @@ def build_padded(
 ) -> nn.Module:
     """One stacked model of runs of several widths and layer structures (run r: `widths[r]`,
     batchnorm where `batchnorms[r]`), each zero-padded to the widest."""
-    if spec["name"] not in PADDED:
-        raise ValueError(
-            f"runs of several shapes stack only for {sorted(PADDED)}, not {spec['name']!r}"
-        )
-    return PADDED[spec["name"]](widths, batchnorms, tuple(input_shape), num_classes, spec)
+    path = architectures.family(spec["name"]).padded_builder
+    if path is None:
+        packed = sorted(f.name for f in architectures.FAMILIES.values() if f.padded_builder)
+        raise ValueError(f"runs of several shapes stack only for {packed}, not {spec['name']!r}")
+    return architectures.load(path)(
+        widths=widths,
+        batchnorms=batchnorms,
+        input_shape=tuple(input_shape),
+        num_classes=num_classes,
+        spec=spec,
+    )
 
 
 def n_params(

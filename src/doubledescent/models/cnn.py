@@ -10,21 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from doubledescent import architectures
 from doubledescent.models import layers
-from doubledescent.models.layers import GroupedConv, Mask, StackedLinear
+from doubledescent.models.layers import GroupedConv, Mask, StackedLinear, StackedNetwork
 
 
-class StackedConvNet(nn.Module):
-    """What the conv nets share: per-run init, decayed weights, grouped input layout."""
-
-    def init_run(self, run: int, generator: torch.Generator) -> None:
-        layers.init_runs(self, run, generator)
-
-    def decayed_parameters(self) -> list[nn.Parameter]:
-        return layers.weights_of(self)
-
-
-class CNN5(StackedConvNet):
+class CNN5(StackedNetwork):
     """conv3x3 (c, 2c, 4c, 8c) each -> [BN] -> ReLU, max-pool 2 after the last three,
     [dropout] after each block; a global max pool (MaxPool 4 on 32x32 inputs, any size here)
     and Linear(8c -> classes)."""
@@ -60,15 +51,11 @@ class CNN5(StackedConvNet):
         return self.head(layers.from_groups(h, self.n_runs))
 
 
-def conv1d_length(length: int, kernel: int, stride: int, padding: int) -> int:
-    return (length + 2 * padding - kernel) // stride + 1
-
-
-class MNIST1DCNN(StackedConvNet):
+class MNIST1DCNN(StackedNetwork):
     """Conv1d(1, c, 5, stride 2, pad 1), then two Conv1d(c, c, 3, stride 2, pad 1), each ->
     [BN] -> ReLU -> [dropout]; flatten, Linear(c * length -> classes)."""
 
-    KERNELS = (5, 3, 3)
+    KERNELS = architectures.MNIST1D_CNN_KERNELS  # the resource model's too
 
     def __init__(
         self,
@@ -84,7 +71,7 @@ class MNIST1DCNN(StackedConvNet):
         self.convs = nn.ModuleList()
         for k in self.KERNELS:
             self.convs.append(GroupedConv(n_runs, c_in, width, k, stride=2, padding=1, dims=1))
-            c_in, length = width, conv1d_length(length, k, 2, 1)
+            c_in, length = width, architectures.conv_out(length, k, 2, 1)
         self.norms = nn.ModuleList(
             layers.batchnorm_or_identity(n_runs, width, batchnorm) for _ in self.KERNELS
         )
@@ -99,9 +86,12 @@ class MNIST1DCNN(StackedConvNet):
         return self.head(layers.from_groups(h.flatten(1), self.n_runs))
 
 
-def build_cnn5(n_runs, input_shape, num_classes, width, batchnorm, spec) -> CNN5:
+# The builders of the registry (doubledescent.architectures); the nets have no options.
+
+
+def build_cnn5(*, n_runs, input_shape, num_classes, width, batchnorm, spec) -> CNN5:
     return CNN5(n_runs, input_shape, width, num_classes, batchnorm)
 
 
-def build_mnist1d_cnn(n_runs, input_shape, num_classes, width, batchnorm, spec) -> MNIST1DCNN:
+def build_mnist1d_cnn(*, n_runs, input_shape, num_classes, width, batchnorm, spec) -> MNIST1DCNN:
     return MNIST1DCNN(n_runs, input_shape, width, num_classes, batchnorm)

@@ -68,19 +68,34 @@ def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.matmul(h, w) + b
 
 
+INITS = ("torch", "glorot_uniform")
+
+
 class StackedLinear(nn.Module):
     """R nn.Linear layers: (R, B, fan_in) -> (R, B, fan_out)."""
 
-    def __init__(self, n_runs: int, fan_in: int, fan_out: int):
+    def __init__(self, n_runs: int, fan_in: int, fan_out: int, init: str = "torch"):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}")
+        self.init = init
         self.weight = nn.Parameter(torch.empty(n_runs, fan_in, fan_out))
         self.bias = nn.Parameter(torch.empty(n_runs, 1, fan_out))
 
     @torch.no_grad()
     def init_run(self, run: int, generator: torch.Generator) -> None:
-        """As nn.Linear: weights and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-        bound = 1 / math.sqrt(self.weight.shape[1])
-        self.weight[run] = uniform(self.weight.shape[1:], bound, generator)
+        """As nn.Linear (`init="torch"`): weights and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+        drawn in that order; or Glorot-uniform, U(+-sqrt(6 / (fan_in + fan_out))) weights and
+        zero biases (Glorot & Bengio 2010; Keras' default)."""
+        fan_in, fan_out = self.weight.shape[1:]
+        if self.init == "glorot_uniform":
+            self.weight[run] = uniform(
+                (fan_in, fan_out), math.sqrt(6 / (fan_in + fan_out)), generator
+            )
+            self.bias[run] = 0
+            return
+        bound = 1 / math.sqrt(fan_in)
+        self.weight[run] = uniform((fan_in, fan_out), bound, generator)
         self.bias[run] = uniform(self.bias.shape[1:], bound, generator)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -223,3 +238,14 @@ def weights_of(module: nn.Module) -> list[nn.Parameter]:
         for layer in module.modules()
         if isinstance(layer, (StackedLinear, GroupedConv))
     ]
+
+
+class StackedNetwork(nn.Module):
+    """A model built of stacked layers: each run initialized layer by layer, in definition
+    order, and L2 on its linear and conv weights."""
+
+    def init_run(self, run: int, generator: torch.Generator) -> None:
+        init_runs(self, run, generator)
+
+    def decayed_parameters(self) -> list[nn.Parameter]:
+        return weights_of(self)

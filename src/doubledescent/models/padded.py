@@ -24,6 +24,7 @@ import functools
 import torch
 from torch import nn
 
+from doubledescent.models import mlp
 from doubledescent.models.layers import Mask, StackedBatchNorm
 from doubledescent.models.mlp import StackedMLP
 
@@ -74,7 +75,7 @@ class PaddedMLP(StackedMLP):
         """Run `run` exactly as an unpadded one-run model of its width initializes it; every
         padded entry (and unused batchnorm parameter) 0."""
         in_features, depth, num_classes, position, init = self.structure
-        with torch.device(self.weights[0].device):
+        with torch.device(self.linears[0].weight.device):
             alone = StackedMLP(
                 1,
                 in_features,
@@ -98,19 +99,7 @@ class PaddedMLP(StackedMLP):
         return super().forward(x, mask)
 
 
-def build(
-    widths: list[int],
-    batchnorms: list[bool],
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    spec: dict,
-) -> PaddedMLP:
+def build(*, widths, batchnorms, input_shape, num_classes, spec) -> PaddedMLP:
     return PaddedMLP(
-        input_shape[0],
-        widths,
-        batchnorms,
-        spec["depth"],
-        num_classes,
-        spec["batchnorm_position"],
-        spec.get("init", "torch"),  # as models.mlp.build reads it
+        input_shape[0], widths, batchnorms, num_classes=num_classes, **mlp.options(spec)
     )

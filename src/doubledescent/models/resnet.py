@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from doubledescent import architectures
 from doubledescent.models import layers
-from doubledescent.models.cnn import StackedConvNet
-from doubledescent.models.layers import GroupedConv, Mask, StackedLinear
+from doubledescent.models.layers import GroupedConv, Mask, StackedLinear, StackedNetwork
 
-STAGES = ((1, 1), (2, 2), (4, 2), (8, 2))  # (width multiple, stride of its first block)
+STAGES = architectures.RESNET18_STAGES  # (width multiple, stride of its first block)
 BLOCKS_PER_STAGE = 2
 
 
@@ -43,7 +43,7 @@ class PreActBlock(nn.Module):
         return self.conv2(mid) + skip
 
 
-class PreActResNet18(StackedConvNet):
+class PreActResNet18(StackedNetwork):
     """conv3x3 (k, no bias) -> 4 stages of 2 PreActBlocks -> global average pool -> Linear."""
 
     def __init__(
@@ -76,5 +76,5 @@ class PreActResNet18(StackedConvNet):
         return self.head(layers.from_groups(h, self.n_runs))
 
 
-def build(n_runs, input_shape, num_classes, width, batchnorm, spec) -> PreActResNet18:
+def build(*, n_runs, input_shape, num_classes, width, batchnorm, spec) -> PreActResNet18:
     return PreActResNet18(n_runs, input_shape, width, num_classes, batchnorm)

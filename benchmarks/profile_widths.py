@@ -1,0 +1,125 @@
+"""Where a training step's time goes, width by width (issue #15: profile before choosing).
+
+For each width, the default sweep's plain group (9 runs: 3 seeds x none / L2 / dropout) is
+trained for `--epochs` epochs under torch.profiler, one thread. The table splits the wall
+time into the ATen ops' own CPU time by kind (matmuls, elementwise, loss, optimizer, data,
+other) and what is left outside any op: Python, autograd's engine and dispatch; the
+evaluation column is the wall time spent evaluating (its ops are in the kinds too). The last
+columns compare the group's matmul FLOP/s with a bare batched matmul of the widest hidden
+layer's shape, the ceiling issue #15 measures the large widths against.
+
+    python benchmarks/profile_widths.py --epochs 3 --widths 4 16 47 135 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from doubledescent import config, data, provenance, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ATen ops by kind: an op whose name (less `aten::` and leading underscores) starts with one
+# of a kind's prefixes is of that kind, the first that matches; the rest are "other" (views,
+# allocation, autograd's nodes).
+KINDS = {
+    "matmul": ("bmm", "baddbmm", "addmm", "mm", "matmul"),
+    "loss": ("log_softmax", "nll_loss", "cross_entropy", "mse_loss"),
+    "optimizer": ("fused_sgd", "fused_adam", "foreach"),
+    "masks": ("uniform", "rand", "bernoulli", "ge"),
+    "data": ("index_select", "randperm", "gather"),
+    "elementwise": ("relu", "clamp", "threshold", "mul", "add", "sub", "div", "where", "copy"),
+    "fill": ("fill", "zero", "ones"),
+}
+
+
+def kind_of(op: str) -> str:
+    name = op.removeprefix("aten::").lstrip("_")
+    return next((k for k, prefixes in KINDS.items() if name.startswith(prefixes)), "other")
+
+
+def bmm_peak(runs: int, batch: int, width: int, repeats: int = 200) -> float:
+    """GFLOP/s of the widest layer's forward product alone: (R, B, h) @ (R, h, h)."""
+    a, b = torch.randn(runs, batch, width), torch.randn(runs, width, width)
+    torch.bmm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.bmm(a, b)
+    return 2 * runs * batch * width * width * repeats / (time.perf_counter() - start) / 1e9
+
+
+def matmul_flops(spec: dict, n: int, epochs: int, in_features: int, classes: int) -> float:
+    """Forward and backward multiply-adds x 2 of the group's linear layers over its epochs."""
+    h, depth = spec["width"], spec["model"]["depth"]
+    per_sample = in_features * h + (depth - 1) * h * h + h * classes
+    return 6.0 * per_sample * len(spec["runs"]) * n * epochs
+
+
+def timed(fn, clock: list[float]):
+    """`fn`, adding the seconds each call takes to clock[0]."""
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            clock[0] += time.perf_counter() - start
+
+    return wrapper
+
+
+def profile_width(exp: dict, width: int, arrays: data.Arrays, epochs: int) -> dict:
+    spec = config.group_spec("mnist1d_mlp", exp, f"width~{width}_norm~none")
+    evaluating = [0.0]
+    evaluate, train.evaluate = train.evaluate, timed(train.evaluate, evaluating)
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            train.train_group(spec, arrays, device="cpu", threads=1, log=lambda s: None)
+            wall = time.perf_counter() - start
+    finally:
+        train.evaluate = evaluate
+    by_kind = dict.fromkeys([*KINDS, "other"], 0.0)
+    for event in prof.key_averages():
+        by_kind[kind_of(event.key)] += event.self_cpu_time_total / 1e6
+    n, (in_features,) = len(arrays.y_train), arrays.x_train.shape[1:]
+    flops = matmul_flops(spec, n, epochs, in_features, arrays.num_classes)
+    return {
+        "wall": wall,
+        **by_kind,
+        "outside ops": max(wall - sum(by_kind.values()), 0.0),
+        "evaluation": evaluating[0],
+        "matmul GFLOP/s": flops / by_kind["matmul"] / 1e9,
+        "bmm peak": bmm_peak(len(spec["runs"]), exp["training"]["batch_size"], width),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--widths", type=int, nargs="*", default=[4, 16, 47, 135, 300])
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    cfg = config.load(REPO / "config.yaml", REPO / "workflow" / "schemas" / "config.schema.yaml")
+    exp = cfg["experiments"]["mnist1d_mlp"]
+    exp["training"].update(epochs=args.epochs, eval_epochs=[args.epochs])
+    arrays = data.build(exp["dataset"])
+    print(f"machine: {provenance.cpu()}, torch {torch.__version__}")
+    print(f"{args.epochs} epochs, one thread; shares of the wall time, profiler on")
+    rows = {w: profile_width(exp, w, arrays, args.epochs) for w in args.widths}
+    kinds = [*KINDS, "other", "outside ops", "evaluation"]
+    print(f"{'width':>5} {'ms/epoch':>9} " + " ".join(f"{k:>10}" for k in kinds), end="")
+    print(f" {'mm GFLOP/s':>10} {'bmm peak':>8}")
+    for w, r in rows.items():
+        shares = " ".join(f"{100 * r[k] / r['wall']:9.0f}%" for k in kinds)
+        print(f"{w:5d} {1000 * r['wall'] / args.epochs:9.1f} {shares}", end="")
+        print(f" {r['matmul GFLOP/s']:10.1f} {r['bmm peak']:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
