@@ -55,8 +55,8 @@ class TrainingSettings:
     setting the config left out; the budget is `epochs` or `steps`, never both.
 
     A new setting gets a default that behaves as before it existed and a line in
-    config.INERT with that default, so that the rerun keys of finished groups stay as they
-    were."""
+    config.INERT with that default (one at None, which a config may leave out, is inert by
+    `optional()`), so that the rerun keys of finished groups stay as they were."""
 
     optimizer: str
     lr: float
