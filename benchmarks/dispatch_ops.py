@@ -23,6 +23,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from doubledescent import config, data, packing, provenance, train
+from doubledescent.specs import GroupSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -53,25 +54,23 @@ def profiled(fn) -> int:
     return sum(e.name.startswith("aten::") for e in prof.events())
 
 
-def job_state(spec: dict, arrays: data.Arrays) -> tuple[train.Group, train.Tensors]:
+def job_state(spec: GroupSpec, arrays: data.Arrays) -> tuple[train.Group, train.Tensors]:
     """A training job's model and data, built as train.train_group builds them."""
-    if "n_train" in spec:
-        arrays = data.nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
-    runs = [config.Run(**r) for r in spec["runs"]]
+    arrays = train.group_arrays(spec, arrays)
     shape = train.input_shape(spec, arrays)
     tensors = train.Tensors.from_arrays(arrays, "cpu", shape=shape)
-    return train.make_group(spec, runs, shape, arrays.num_classes, "cpu"), tensors
+    return train.make_group(spec, list(spec.runs), shape, arrays.num_classes, "cpu"), tensors
 
 
-def count_job(spec: dict, arrays: data.Arrays) -> dict:
+def count_job(spec: GroupSpec, arrays: data.Arrays) -> dict:
     """Ops of one job: per epoch, per evaluation, per step (the profiler's too), in total."""
     group, tensors = job_state(spec, arrays)
-    tr = spec["training"]
-    batch = tr["batch_size"]
+    tr = spec.training
+    batch = tr.batch_size
     steps = math.ceil(tensors.x_train.shape[0] / batch)
     train.train_epoch(group, tensors, batch)  # first-call work (e.g. momentum buffers) once
     epoch = counted(lambda: train.train_epoch(group, tensors, batch))
-    evaluation = counted(lambda: train.evaluate(group.model, tensors, tr["loss"]))
+    evaluation = counted(lambda: train.evaluate(group.model, tensors, tr.loss))
     xb = train.gather(tensors.x_train, torch.zeros(len(group.runs), batch, dtype=torch.long))
     yb = train.gather(tensors.y_train, torch.zeros(len(group.runs), batch, dtype=torch.long))
     return {
@@ -80,12 +79,12 @@ def count_job(spec: dict, arrays: data.Arrays) -> dict:
         "step": counted(lambda: train.train_step(group, xb, yb)),
         "step_profiler": profiled(lambda: train.train_step(group, xb, yb)),
         "evaluation": evaluation,
-        "steps": steps * tr["epochs"],
-        "total": epoch * tr["epochs"] + evaluation * len(config.eval_epochs(tr)),
+        "steps": steps * tr.epochs,
+        "total": epoch * tr.epochs + evaluation * len(tr.eval_epoch_list()),
     }
 
 
-def study_jobs(cfg: dict, packs: bool) -> list[tuple[str, dict]]:
+def study_jobs(cfg: dict, packs: bool) -> list[tuple[str, GroupSpec]]:
     """(experiment, spec) of every training job, one group per job or packed."""
     return [
         (name, packing.job_spec(name, exp, job))
@@ -94,7 +93,7 @@ def study_jobs(cfg: dict, packs: bool) -> list[tuple[str, dict]]:
     ]
 
 
-def count_study(cfg: dict, jobs: list[tuple[str, dict]], label: str) -> int:
+def count_study(cfg: dict, jobs: list[tuple[str, GroupSpec]], label: str) -> int:
     arrays = {
         name: data.build(config.dataset_spec(exp)) for name, exp in cfg["experiments"].items()
     }
@@ -107,7 +106,7 @@ def count_study(cfg: dict, jobs: list[tuple[str, dict]], label: str) -> int:
     for name, spec in jobs:
         c = count_job(spec, arrays[name])
         total += c["total"]
-        job = spec["group"]
+        job = spec.group
         print(
             f"  {name:<20} {job:<24} {c['runs']:>4} {c['step']:>8} {c['step_profiler']:>10} "
             f"{c['epoch']:>9} {c['evaluation']:>8} {c['total']:>12,}"

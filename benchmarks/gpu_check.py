@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.dataset_files writes CIFAR-format files
 
 from doubledescent import augment, config, data, models, provenance, train  # noqa: E402
+from doubledescent.specs import GroupSpec  # noqa: E402
 from tests.dataset_files import write_cifar  # noqa: E402
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -197,19 +199,19 @@ def preset_groups(preset: str, toy: bool):
             yield name, exp, config.group_spec(name, exp, gid)
 
 
-def time_steps(spec: dict, device: str, steps: int) -> tuple[float, float]:
+def time_steps(spec: GroupSpec, device: str, steps: int) -> tuple[float, float]:
     """Steps per second and peak GPU memory (GiB) of a training job on random inputs."""
-    ds = spec["dataset"]
-    shape = models.input_shape(spec["model"]["name"], data.SOURCES[ds["name"]].shape)
-    runs = [config.Run(**r) for r in spec["runs"]]
-    group = train.make_group(spec, runs, shape, data.SOURCES[ds["name"]].num_classes, device)
-    batch = spec["training"]["batch_size"]
+    source = data.SOURCES[spec.dataset.name]
+    shape = models.input_shape(spec.model.name, source.shape)
+    runs = list(spec.runs)
+    group = train.make_group(spec, runs, shape, source.num_classes, device)
+    batch = spec.training.batch_size
     x = torch.randn(len(runs), batch, *shape, device=device)
     y = torch.randint(0, 10, (len(runs), batch), device=device)
-    aug = spec["training"]["augment"]
+    aug = spec.training.augment
 
     def one_step():
-        xb = augment.augment(x, group.augment_gens, aug) if augment.enabled(aug) else x
+        xb = augment.augment(x, group.augment_gens, aug) if aug.enabled else x
         train.train_step(group, xb, y)
 
     one_step()  # cuDNN's algorithm search and lazy initialization
@@ -235,11 +237,11 @@ def conv_presets(device: str, steps: int, toy: bool) -> None:
         for name, _, spec in preset_groups(preset, toy):
             cells = []
             for precision in ("bf16", "fp32"):
-                spec["training"]["precision"] = precision
-                rate, peak = time_steps(spec, device, steps)
+                training = replace(spec.training, precision=precision)
+                rate, peak = time_steps(replace(spec, training=training), device, steps)
                 cells.append(f"{rate:12.1f} {peak:6.2f}")
             print(
-                f"{name:34} {spec['width']:5d} {len(spec['runs']):4d} | {cells[0]} | {cells[1]}",
+                f"{name:34} {spec.width:5d} {len(spec.runs):4d} | {cells[0]} | {cells[1]}",
                 flush=True,
             )
 

@@ -40,24 +40,25 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from sweep_speed import reference_run  # noqa: E402
 
 from doubledescent import config, data, provenance, train  # noqa: E402
+from doubledescent.specs import GroupSpec  # noqa: E402
 
 LR, MOMENTUM, BATCH = 0.01, 0.9, 100
 
 
-def plain_group(exp: dict, width: int) -> dict:
+def plain_group(exp: dict, width: int) -> GroupSpec:
     return config.group_spec("mnist1d_mlp", exp, f"width~{width}_norm~none")
 
 
-def time_project(spec: dict, arrays: data.Arrays) -> float:
+def time_project(spec: GroupSpec, arrays: data.Arrays) -> float:
     start = time.perf_counter()
     train.train_group(spec, arrays, device="cpu", threads=1, log=lambda s: None)
     return time.perf_counter() - start
 
 
-def time_tutorial(spec: dict, arrays: data.Arrays) -> float:
+def time_tutorial(spec: GroupSpec, arrays: data.Arrays) -> float:
     start = time.perf_counter()
-    for run in spec["runs"]:
-        reference_run(config.Run(**run), spec, arrays)
+    for run in spec.runs:
+        reference_run(run, spec, arrays)
     return time.perf_counter() - start
 
 
@@ -71,11 +72,11 @@ def stacked_init(runs: list[config.Run], sizes: list[int]) -> list[torch.Tensor]
     return [p.requires_grad_() for p in params]
 
 
-def time_torch_func(spec: dict, arrays: data.Arrays) -> float:
+def time_torch_func(spec: GroupSpec, arrays: data.Arrays) -> float:
     """The torch.func recipe: vmap of a functional forward over the runs' stacked params."""
-    runs = [config.Run(**r) for r in spec["runs"]]
+    runs = list(spec.runs)
     x, y = torch.from_numpy(arrays.x_train), torch.from_numpy(arrays.y_train)
-    sizes = [x.shape[1], spec["width"], spec["width"], arrays.num_classes]
+    sizes = [x.shape[1], spec.width, spec.width, arrays.num_classes]
     params = stacked_init(runs, sizes)
     rates = torch.tensor([r.dropout for r in runs])
     wd = torch.tensor([r.weight_decay for r in runs])
@@ -90,7 +91,7 @@ def time_torch_func(spec: dict, arrays: data.Arrays) -> float:
     batched = torch.func.vmap(forward, in_dims=(0, 0, 0), randomness="different")
     opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, fused=True)
     start = time.perf_counter()
-    for _ in range(spec["training"]["epochs"]):
+    for _ in range(spec.training.epochs):
         order = torch.stack([torch.randperm(len(y)) for _ in runs])
         for s in range(0, len(y), BATCH):
             idx = order[:, s : s + BATCH]
@@ -105,16 +106,16 @@ def time_torch_func(spec: dict, arrays: data.Arrays) -> float:
     return time.perf_counter() - start
 
 
-def jax_epochs(spec: dict, arrays: data.Arrays) -> tuple[float, float]:
+def jax_epochs(spec: GroupSpec, arrays: data.Arrays) -> tuple[float, float]:
     """(compile seconds, training seconds) of the JAX recipe: vmap over runs, an epoch as one
     jit-compiled lax.scan over its minibatches."""
     import jax
     import jax.numpy as jnp
 
-    runs = [config.Run(**r) for r in spec["runs"]]
+    runs = list(spec.runs)
     x, y = jnp.asarray(arrays.x_train), jnp.asarray(arrays.y_train)
     n, steps = len(arrays.y_train), len(arrays.y_train) // BATCH
-    sizes = [x.shape[1], spec["width"], spec["width"], arrays.num_classes]
+    sizes = [x.shape[1], spec.width, spec.width, arrays.num_classes]
     params = [jnp.asarray(p.detach().numpy()) for p in stacked_init(runs, sizes)]
     rates = jnp.asarray([r.dropout for r in runs])
     wd = jnp.asarray([r.weight_decay for r in runs])
@@ -152,7 +153,7 @@ def jax_epochs(spec: dict, arrays: data.Arrays) -> tuple[float, float]:
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     state = (params, bufs, keys)
-    for _ in range(spec["training"]["epochs"]):
+    for _ in range(spec.training.epochs):
         state = compiled(*state, rates, wd)
     jax.block_until_ready(state)
     return compile_seconds, time.perf_counter() - start

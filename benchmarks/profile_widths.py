@@ -21,6 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from doubledescent import config, data, provenance, train
+from doubledescent.specs import GroupSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,11 +54,11 @@ def bmm_peak(runs: int, batch: int, width: int, repeats: int = 200) -> float:
     return 2 * runs * batch * width * width * repeats / (time.perf_counter() - start) / 1e9
 
 
-def matmul_flops(spec: dict, n: int, epochs: int, in_features: int, classes: int) -> float:
+def matmul_flops(spec: GroupSpec, n: int, epochs: int, in_features: int, classes: int) -> float:
     """Forward and backward multiply-adds x 2 of the group's linear layers over its epochs."""
-    h, depth = spec["width"], spec["model"]["depth"]
+    h, depth = spec.width, spec.model.options["depth"]
     per_sample = in_features * h + (depth - 1) * h * h + h * classes
-    return 6.0 * per_sample * len(spec["runs"]) * n * epochs
+    return 6.0 * per_sample * len(spec.runs) * n * epochs
 
 
 def timed(fn, clock: list[float]):
@@ -95,7 +96,7 @@ def profile_width(exp: dict, width: int, arrays: data.Arrays, epochs: int) -> di
         "outside ops": max(wall - sum(by_kind.values()), 0.0),
         "evaluation": evaluating[0],
         "matmul GFLOP/s": flops / by_kind["matmul"] / 1e9,
-        "bmm peak": bmm_peak(len(spec["runs"]), exp["training"]["batch_size"], width),
+        "bmm peak": bmm_peak(len(spec.runs), spec.training.batch_size, width),
     }
 
 

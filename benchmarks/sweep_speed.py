@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from doubledescent import config, data, models, provenance, train
+from doubledescent.specs import GroupSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,18 +59,18 @@ def reference_model(run: config.Run, depth: int, in_features: int, classes: int)
     return nn.Sequential(*layers, nn.Linear(fan_in, classes))
 
 
-def reference_run(run: config.Run, spec: dict, arrays: data.Arrays) -> None:
+def reference_run(run: config.Run, spec: GroupSpec, arrays: data.Arrays) -> None:
     """One run as the tutorials write it, evaluated once at the end like the project path."""
     torch.manual_seed(run.seed)
-    tr = spec["training"]
+    tr = spec.training
     x, y = torch.from_numpy(arrays.x_train), torch.from_numpy(arrays.y_train)
-    model = reference_model(run, spec["model"]["depth"], x.shape[1], arrays.num_classes)
+    model = reference_model(run, spec.model.options["depth"], x.shape[1], arrays.num_classes)
     opt = torch.optim.SGD(
-        model.parameters(), lr=tr["lr"], momentum=tr["momentum"], weight_decay=run.weight_decay
+        model.parameters(), lr=tr.lr, momentum=tr.momentum, weight_decay=run.weight_decay
     )
-    loader = DataLoader(TensorDataset(x, y), batch_size=tr["batch_size"], shuffle=True)
+    loader = DataLoader(TensorDataset(x, y), batch_size=tr.batch_size, shuffle=True)
     model.train()
-    for _ in range(tr["epochs"]):
+    for _ in range(tr.epochs):
         for xb, yb in loader:
             opt.zero_grad()
             F.cross_entropy(model(xb), yb).backward()
@@ -80,16 +81,16 @@ def reference_run(run: config.Run, spec: dict, arrays: data.Arrays) -> None:
             (model(xs).argmax(1).numpy() != ys).mean()
 
 
-def task(kind: str, spec: dict, arrays: data.Arrays) -> tuple[str, int, float]:
+def task(kind: str, spec: GroupSpec, arrays: data.Arrays) -> tuple[str, int, float]:
     """Time one group's runs by one path, in a one-thread worker."""
     torch.set_num_threads(1)
     start = time.perf_counter()
     if kind == "project":
         train.train_group(spec, arrays, device="cpu", threads=1, log=lambda s: None)
     else:
-        for run in spec["runs"]:
-            reference_run(config.Run(**run), spec, arrays)
-    return kind, spec["width"], time.perf_counter() - start
+        for run in spec.runs:
+            reference_run(run, spec, arrays)
+    return kind, spec.width, time.perf_counter() - start
 
 
 def training_flops(exp: dict, arrays: data.Arrays) -> float:
@@ -115,7 +116,7 @@ def main() -> None:
     arrays = data.build(exp["dataset"])
     specs = [config.group_spec(args.experiment, exp, gid) for gid in config.groups(exp)]
     # Largest groups first, alternating paths, so both meet the same load.
-    specs.sort(key=lambda s: -s["width"])
+    specs.sort(key=lambda s: -s.width)
     tasks = [(kind, s) for s in specs for kind in ("project", "reference")]
 
     peak = matmul_gflops()

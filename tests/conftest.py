@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: the repository's paths, a small MNIST-1D dataset, and the
 workflow run on the tiny config, as a user runs it."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -11,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from doubledescent import data, results
+from doubledescent import config, data, results
+from doubledescent.specs import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -76,6 +78,15 @@ def check_tiny_metrics(workdir) -> pd.DataFrame:
     np.testing.assert_allclose(df.test_error_noisy, noisy)
     assert set(df.regularizer) == set(cfg["regularizers"])
     return df
+
+
+def training_settings(**changes) -> TrainingSettings:
+    """The schema's default training settings, with `changes` (an epochs budget unless they
+    set `epochs=None` and `steps`)."""
+    exp = {"dataset": {"name": "mnist1d"}, "model": {"name": "mlp"}, "widths": [1]}
+    exp |= {"regularizers": {"none": {}}, "seeds": [0]}
+    section = config.validate({"experiments": {"e": exp}}, SCHEMA)["experiments"]["e"]["training"]
+    return dataclasses.replace(TrainingSettings.from_dict(section), **changes)
 
 
 def mnist1d_spec(**overrides) -> dict:

@@ -1,23 +1,25 @@
 """On-device augmentation against a per-sample reference (pad, slice, flip) with the same
 random draws; off by default; labels untouched; its stream checkpointed."""
 
+from dataclasses import asdict
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from doubledescent import augment, config, train
-from doubledescent.config import Run
+from doubledescent.specs import Augment
 from tests.conftest import SCHEMA
 from tests.test_conv_models import image_data
 
-ON = {"crop_padding": 2, "hflip": True}
+ON = Augment(crop_padding=2, hflip=True)
 
 
 def reference(x, gen, spec):
     """One run's batch (B, C, H, W), one sample at a time, as torchvision's RandomCrop(padding)
     and RandomHorizontalFlip would transform it given these draws."""
     dy, dx, flip = augment.draw(gen, x.shape[0], spec, x.device)
-    p, (h, w) = spec["crop_padding"], x.shape[-2:]
+    p, (h, w) = spec.crop_padding, x.shape[-2:]
     out = []
     for img, i, j, f in zip(x, dy.tolist(), dx.tolist(), flip.tolist()):
         crop = F.pad(img, (p, p, p, p))[:, i : i + h, j : j + w]
@@ -26,7 +28,7 @@ def reference(x, gen, spec):
 
 
 @pytest.mark.parametrize(
-    "spec", [ON, {"crop_padding": 3, "hflip": False}, {"crop_padding": 0, "hflip": True}]
+    "spec", [ON, Augment(crop_padding=3, hflip=False), Augment(crop_padding=0, hflip=True)]
 )
 def test_augment_equals_per_sample_reference(spec):
     x = torch.randn(3, 17, 2, 5, 6)  # runs, batch, channels, a non-square image
@@ -66,7 +68,7 @@ def captured_batches(exp, monkeypatch):
     spec = config.group_spec("t", exp, "width~2_norm~none")
     arrays = image_data("cnn5")
     shape = train.input_shape(spec, arrays)
-    group = train.make_group(spec, [Run(**r) for r in spec["runs"]], shape, 10, "cpu")
+    group = train.make_group(spec, list(spec.runs), shape, 10, "cpu")
     d = train.Tensors.from_arrays(arrays, "cpu", shape=shape)
     seen = []
     monkeypatch.setattr(train, "train_step", lambda g, xb, yb: seen.append((xb, yb)))
@@ -75,7 +77,7 @@ def captured_batches(exp, monkeypatch):
 
 
 def test_trainer_augments_inputs_and_keeps_labels(monkeypatch):
-    group, d, seen = captured_batches(experiment({"augment": ON}), monkeypatch)
+    group, d, seen = captured_batches(experiment({"augment": asdict(ON)}), monkeypatch)
     order = [train.generator(r.seed, "order") for r in group.runs]
     aug = [train.generator(r.seed, "augment") for r in group.runs]
     perms = torch.stack([torch.randperm(48, generator=g) for g in order])
@@ -104,4 +106,4 @@ def test_augmentation_needs_an_image_model():
         match=r"^config.experiments.t.training.augment: "
         r"crops and flips need an image model",
     ):
-        experiment({"augment": ON}, model="mlp")
+        experiment({"augment": asdict(ON)}, model="mlp")

@@ -3,7 +3,6 @@ problem, and leaves finished results as they were."""
 
 import copy
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -250,7 +249,7 @@ def _no_arrays(path):
 )
 def test_train_refuses_bad_dataset_file(make_data, message, tmp_path, capsys):
     exp = config.validate(TINY_CONFIG, SCHEMA)["experiments"]["tiny"]
-    spec = json.dumps(config.group_spec("tiny", exp, "width~4_norm~none"))
+    spec = config.rerun_key(config.group_spec("tiny", exp, "width~4_norm~none"))
     path = tmp_path / "data.npz"
     make_data(path)
     out = tmp_path / "results" / "tiny" / "groups" / "width~4_norm~none.parquet"
@@ -274,7 +273,7 @@ def test_train_refuses_a_spec_that_is_not_json(tmp_path, capsys):
 def tiny_train_argv(tmp_path, *extra) -> list[str]:
     """`train` of the tiny config's smallest group on a prepared dataset in tmp_path."""
     exp = config.validate(TINY_CONFIG, SCHEMA)["experiments"]["tiny"]
-    spec = json.dumps(config.group_spec("tiny", exp, "width~4_norm~none"))
+    spec = config.rerun_key(config.group_spec("tiny", exp, "width~4_norm~none"))
     data.save(data.build(exp["dataset"]), tmp_path / "data.npz")
     out = str(tmp_path / "group.parquet")
     return ["train", "--spec", spec, "--data", str(tmp_path / "data.npz"), "--out", out, *extra]

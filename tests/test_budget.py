@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from doubledescent import config, plots, resources, train
+from doubledescent.specs import TrainingSettings
 from tests.conftest import SCHEMA, crash_on_call
 
 METRICS = ["epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
@@ -122,7 +123,7 @@ def test_budget_errors(training, message):
 def test_neither_budget_is_the_default_of_500_epochs():
     tr = experiment({})["training"]
     assert tr["epochs"] == 500 and "steps" not in tr and "eval_steps" not in tr
-    assert config.budget_steps(tr, 300) == 500 * 5
+    assert TrainingSettings.from_dict(tr).budget_steps(300) == 500 * 5
 
 
 def test_epoch_wise_figures_follow_the_budget(small_data):

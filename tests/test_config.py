@@ -1,11 +1,12 @@
 import copy
+import dataclasses
 import hashlib
 
 import pytest
 import yaml
 
-from doubledescent import architectures, config
-from tests.conftest import REPO, SCHEMA
+from doubledescent import architectures, config, specs
+from tests.conftest import REPO, SCHEMA, training_settings
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -88,7 +89,7 @@ def test_unknown_top_level_key():
 
 @pytest.mark.parametrize("epochs,n,expected", [(500, 20, None), (6, 3, [1, 2, 6]), (10, 1, [10])])
 def test_eval_epochs_log_spaced_and_include_last(epochs, n, expected):
-    got = config.eval_epochs({"epochs": epochs, "eval_epochs": n})
+    got = training_settings(epochs=epochs, eval_epochs=n).eval_epoch_list()
     assert got[-1] == epochs and got == sorted(set(got)) and got[0] >= 1
     if expected is not None:
         assert got == expected
@@ -100,8 +101,8 @@ def test_group_spec_holds_only_what_training_needs():
     cfg = config.validate(DEFAULT, SCHEMA)
     exp = cfg["experiments"]["mnist1d_mlp"]
     spec = config.group_spec("mnist1d_mlp", exp, "width~47_norm~none")
-    assert {r["regularizer"] for r in spec["runs"]} == {"none", "l2", "dropout"}
-    assert "widths" not in spec and "plot" not in spec
+    assert {r.regularizer for r in spec.runs} == {"none", "l2", "dropout"}
+    assert "widths" not in config.plain_spec(spec) and "plot" not in config.plain_spec(spec)
     # Adding a width does not change the spec of an existing group: no retraining.
     wider = {**exp, "widths": exp["widths"] + [400]}
     assert config.group_spec("mnist1d_mlp", wider, "width~47_norm~none") == spec
@@ -272,12 +273,27 @@ def test_default_data_params_are_pinned():
     }
 
 
+def with_field(record: type, name: str, default) -> type:
+    """`record` (a spec's typed record) with one more field, as adding an option adds it."""
+    return dataclasses.make_dataclass(
+        record.__name__,
+        [(name, type(default), dataclasses.field(default=default))],
+        bases=(record,),
+        frozen=True,
+    )
+
+
 def test_a_new_option_at_its_default_leaves_every_spec_as_it_was(monkeypatch):
-    """What adding an option means: its schema default fills every config, and its INERT
-    line keeps it out of the specs until a config sets another value."""
+    """What adding an option means: its schema default fills every config, its field in the
+    typed record has that default, and its INERT line keeps it out of the specs until a
+    config sets another value."""
     experiments = config.validate(DEFAULT, SCHEMA)["experiments"]
     before = spec_hashes(experiments)
     data_before = [config.data_params(exp) for exp in experiments.values()]
+    monkeypatch.setattr(
+        config, "TrainingSettings", with_field(specs.TrainingSettings, "label_smoothing", 0.0)
+    )
+    monkeypatch.setattr(config, "DatasetSpec", with_field(specs.DatasetSpec, "crop", False))
     new = config.Inert(("training", "label_smoothing"), default=0.0)
     new_data = config.Inert(("dataset", "crop"), default=False)
     monkeypatch.setattr(config, "INERT", (*config.INERT, new, new_data))
@@ -289,14 +305,16 @@ def test_a_new_option_at_its_default_leaves_every_spec_as_it_was(monkeypatch):
     exp = experiments["mnist1d_mlp"]
     exp["training"]["label_smoothing"] = 0.1
     spec = config.group_spec("mnist1d_mlp", exp, "width~47_norm~none")
-    assert spec["training"]["label_smoothing"] == 0.1
+    assert spec.training.label_smoothing == 0.1
+    assert config.plain_spec(spec)["training"]["label_smoothing"] == 0.1
 
 
 def test_a_sweeps_size_is_in_its_specs_and_nowhere_else():
     sweep = config.load(REPO / "tests" / "configs" / "tiny_samplewise.yaml", SCHEMA)
     exp = sweep["experiments"]["tiny_samplewise"]
     spec = config.group_spec("s", exp, "n~150_width~4_norm~none")
-    assert spec["n_train"] == 150 and {r["n_train"] for r in spec["runs"]} == {150}
+    assert spec.n_train == 150 and {r.n_train for r in spec.runs} == {150}
     plain = config.validate(DEFAULT, SCHEMA)["experiments"]["mnist1d_mlp"]
     spec = config.group_spec("m", plain, "width~4_norm~none")
-    assert "n_train" not in spec and not any("n_train" in r for r in spec["runs"])
+    fields = config.plain_spec(spec)
+    assert "n_train" not in fields and not any("n_train" in r for r in fields["runs"])

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from doubledescent import config, data, models, train
-from doubledescent.config import Run
 from doubledescent.models.layers import ChannelBatchNorm, GroupedConv, StackedLinear
 from tests.conftest import SCHEMA
 from tests.test_train import reference_loss, reference_optimizer
@@ -209,7 +208,7 @@ def stacked_group(name, batchnorm, training=None):
     exp = experiment(name, REGS[batchnorm], training)
     (gid,) = config.groups(exp)
     spec = config.group_spec("t", exp, gid)
-    runs = [Run(**r) for r in spec["runs"]]
+    runs = list(spec.runs)
     arrays = image_data(name)
     shape = train.input_shape(spec, arrays)
     group = train.make_group(spec, runs, shape, 10, "cpu", torch.float64)
@@ -242,10 +241,10 @@ def train_reference(ref, run, x, y, tr):
     opt = reference_optimizer(ref, run, tr)
     order, drop = train.generator(run.seed, "order"), dropper(run)
     ref.train()
-    for _ in range(tr["epochs"]):
+    for _ in range(tr.epochs):
         perm = torch.randperm(len(y), generator=order)
-        for s in range(0, len(y), tr["batch_size"]):
-            idx = perm[s : s + tr["batch_size"]]
+        for s in range(0, len(y), tr.batch_size):
+            idx = perm[s : s + tr.batch_size]
             opt.zero_grad()
             reference_loss(ref, run, ref(x[idx], drop), y[idx], tr).backward()
             opt.step()
@@ -277,9 +276,9 @@ def test_vectorized_training_equals_separate_models(name, batchnorm, optimizer):
     lr, atol = {"sgd": (0.05, 1e-11), "adam": (1e-3, 1e-9)}[optimizer]
     group, d, spec = stacked_group(name, batchnorm, {"optimizer": optimizer, "lr": lr})
     refs = references(group, name)
-    tr = spec["training"]
-    for _ in range(tr["epochs"]):
-        train.train_epoch(group, d, tr["batch_size"])
+    tr = spec.training
+    for _ in range(tr.epochs):
+        train.train_epoch(group, d, tr.batch_size)
     for i, (ref, run) in enumerate(zip(refs, group.runs)):
         train_reference(ref, run, d.x_train, d.y_train, tr)
         assert_run_equal(group.model, ref, i, atol=atol)

@@ -76,7 +76,7 @@ def test_step_loop_never_waits_for_the_device(case, job):
     spec = packing.job_spec("g", exp, job)
     arrays = arrays_for(model)
     shape = train.input_shape(spec, arrays)
-    runs = [config.Run(**r) for r in spec["runs"]]
+    runs = list(spec.runs)
     group = train.make_group(spec, runs, shape, arrays.num_classes, "cuda")
     tensors = train.Tensors.from_arrays(arrays, "cuda", shape=shape)
     train.train_epoch(group, tensors, 16)  # lazy initialization may synchronize once
@@ -121,7 +121,7 @@ def test_resume_on_cuda_ends_with_the_uninterrupted_numbers(tmp_path, monkeypatc
     monkeypatch.setattr(train, "train_epoch", real_epoch)
     lines = []
     resumed = train.train_group(spec, arrays, log=lines.append, **kwargs)
-    step = 2 * config.steps_per_epoch(spec["training"], len(arrays.y_train))
+    step = 2 * spec.training.steps_per_epoch(len(arrays.y_train))
     assert lines[0] == f"resuming from the checkpoint at step {step} (epoch 2)"
     # The same kernels on the same device: the same numbers, to the last bit where cuDNN is
     # deterministic, and within float32 rounding where it picks algorithms per call.

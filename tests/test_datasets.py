@@ -288,10 +288,9 @@ def test_mlp_trains_on_images():
     exp["training"]["epochs"], exp["training"]["eval_epochs"] = 5, [1, 5]
     (gid,) = config.groups(exp)
     arrays = data.build(exp["dataset"])
-    table = train.train_group(
-        config.group_spec("e", exp, gid), arrays, device="cpu", log=lambda _: None
-    )
-    assert train.input_shape(exp, arrays) == (64,)
+    spec = config.group_spec("e", exp, gid)
+    table = train.train_group(spec, arrays, device="cpu", log=lambda _: None)
+    assert train.input_shape(spec, arrays) == (64,)
     assert (table.n_params == 64 * 8 + 8 + 8 * 10 + 10).all()
     first, last = (table[table.epoch == e].iloc[0] for e in (1, 5))
     assert np.isfinite(last.train_loss) and last.train_loss < first.train_loss

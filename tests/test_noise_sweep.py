@@ -35,8 +35,8 @@ def test_each_level_has_its_own_data_runs_and_groups():
     groups = config.groups(exp)
     assert len(groups) == 3 * 2 * 2 and "noise~0.1_width~8_norm~batch" in groups
     spec = config.group_spec("e", exp, "noise~0.1_width~8_norm~batch")
-    assert spec["dataset"]["label_noise"] == 0.1
-    assert {r["label_noise"] for r in spec["runs"]} == {0.1}
+    assert spec.dataset.label_noise == 0.1
+    assert {r.label_noise for r in spec.runs} == {0.1}
     assert [config.data_name(q) for q in (0.0, 0.1)] == ["data/noise~0", "data/noise~0.1"]
     with pytest.raises(ValueError, match="name the rate"):
         config.dataset_spec(exp)
@@ -45,7 +45,7 @@ def test_each_level_has_its_own_data_runs_and_groups():
 def test_noise_and_size_sweeps_combine():
     exp = experiment([0.0, 0.1], n_train=[100, 400])
     spec = config.group_spec("e", exp, "noise~0.1_n~100_width~4_norm~none")
-    assert spec["n_train"] == 100 and spec["dataset"] == {
+    assert spec.n_train == 100 and config.plain_spec(spec)["dataset"] == {
         **exp["dataset"],
         "n_train": 400,
         "label_noise": 0.1,
@@ -58,7 +58,8 @@ def test_a_single_level_keeps_ids_data_and_specs_as_before_sweeps():
     assert not config.sweeps_noise(exp) and config.data_name() == "data"
     assert config.runs(exp)[0].run_id == "width~4_reg~none_seed~0"
     spec = config.group_spec("e", exp, "width~4_norm~none")
-    assert "label_noise" not in spec["runs"][0] and spec["dataset"] == exp["dataset"]
+    fields = config.plain_spec(spec)
+    assert "label_noise" not in fields["runs"][0] and fields["dataset"] == exp["dataset"]
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from doubledescent import optim
+from tests.conftest import training_settings
 
 SHAPES = [(3, 5, 4), (3, 1, 4), (3, 4)]
 LRS = [0.1, 0.05, 0.05, 0.02, 0.01]  # a schedule: the rate changes between steps
@@ -87,7 +88,7 @@ def test_state_dict_resumes_exactly(case):
 
 def test_unknown_optimizer_is_named():
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        optim.make([torch.zeros(1, requires_grad=True)], {"optimizer": "rmsprop", "lr": 0.1})
+        optim.make([torch.zeros(1, requires_grad=True)], training_settings(optimizer="rmsprop"))
 
 
 def test_training_does_not_import_dynamo():

@@ -74,11 +74,11 @@ def test_a_pack_trains_every_group_as_alone(small_data, case):
 
 
 def train_epochs(spec: dict, arrays) -> train.Group:
-    runs = [config.Run(**r) for r in spec["runs"]]
+    runs = list(spec.runs)
     group = train.make_group(spec, runs, (40,), 10, "cpu", torch.float64)
     data = train.Tensors.from_arrays(arrays, "cpu", torch.float64)
     for _ in range(EPOCHS):
-        train.train_epoch(group, data, spec["training"]["batch_size"])
+        train.train_epoch(group, data, spec.training.batch_size)
     return group
 
 
@@ -152,10 +152,10 @@ def test_jobs_of_the_default_config_on_a_cpu_and_on_a_gpu(monkeypatch, tmp_path,
         assert list(jobs) == ["pack"]
         assert [g.name for g in status.groups(tmp_path, name, exp, packs)] == ["pack"]
         pack = packing.job_spec(name, exp, "pack")
-        assert pack["runs"] == [
-            r for gid in config.groups(exp) for r in config.group_spec(name, exp, gid)["runs"]
-        ]
-        assert pack["width"] == max(exp["widths"]) and pack["group"] == "pack"
+        assert pack.runs == tuple(
+            r for gid in config.groups(exp) for r in config.group_spec(name, exp, gid).runs
+        )
+        assert pack.width == max(exp["widths"]) and pack.group == "pack"
 
 
 def test_packing_choices():
@@ -164,7 +164,7 @@ def test_packing_choices():
     sweep = {**DEFAULT["experiments"]["mnist1d_mlp"]}
     sweep["dataset"] = {**sweep["dataset"], "n_train": [1000, 4000]}
     assert list(packing.jobs(sweep, True)) == ["n~1000_pack", "n~4000_pack"]
-    assert packing.job_spec("s", sweep, "n~1000_pack")["n_train"] == 1000
+    assert packing.job_spec("s", sweep, "n~1000_pack").n_train == 1000
     noise = {**sweep, "dataset": {**sweep["dataset"], "label_noise": [0.0, 0.2]}}
     noise = config.validate({"experiments": {"q": noise}}, SCHEMA)["experiments"]["q"]
     assert list(packing.jobs(noise, True)) == [  # one pack per prepared dataset and size

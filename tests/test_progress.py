@@ -1,5 +1,6 @@
 """A training job reports its progress every N seconds, with an ETA, between evaluations."""
 
+import dataclasses
 import json
 
 import pytest
@@ -61,7 +62,7 @@ def test_training_logs_progress_between_evaluations(small_data, tmp_path):
     """With eval epochs only at 1 and 40 and a report due at every step, progress lines
     still come from every epoch in between, and the file holds the last one."""
     s = spec()
-    s["training"]["eval_epochs"] = [1]
+    s = dataclasses.replace(s, training=dataclasses.replace(s.training, eval_epochs=(1,)))
     lines = []
     path = tmp_path / "p.json"
     train.train_group(

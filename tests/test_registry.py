@@ -46,7 +46,7 @@ def test_an_unregistered_model_is_one_line_naming_the_known_ones():
 def test_the_config_reads_what_the_record_says(registered):
     spec = config.group_spec("e", toy_experiment(), GROUP)
     # It reads model.depth (kept in its rerun key), not the MLP's batchnorm_position.
-    assert spec["model"] == {"name": TOY, "depth": 2}
+    assert spec.model.to_dict() == {"name": TOY, "depth": 2}
     with pytest.raises(config.ConfigError, match=r"^config\.experiments\.e\.model\.init: only "):
         config.validate(toy_config(init="glorot_uniform"), SCHEMA)
     assert not packing.packs(toy_experiment())  # no zero-padded builder in its record

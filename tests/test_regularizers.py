@@ -26,7 +26,7 @@ SMOOTHING = {
 
 def smoothed_reference_loss(ref, run, out, y, tr):
     """A separate run's loss: torch's own label smoothing (coupled L2 is in its optimizer)."""
-    assert tr["loss"] == "cross_entropy" and tr["l2_mode"] == "coupled"
+    assert tr.loss == "cross_entropy" and tr.l2_mode == "coupled"
     return F.cross_entropy(out, y, label_smoothing=run.label_smoothing)
 
 
@@ -43,7 +43,7 @@ def test_a_grid_expands_into_variants_named_by_value():
 
 def test_smoothing_is_in_a_spec_only_where_a_run_smooths():
     exp = experiment(SMOOTHING)
-    runs = config.group_spec("t", exp, "width~12_norm~none")["runs"]
+    runs = config.plain_spec(config.group_spec("t", exp, "width~12_norm~none"))["runs"]
     smoothing = {r["regularizer"]: r.get("label_smoothing") for r in runs}
     assert smoothing == {"plain": None, "ls@0.05": 0.05, "ls@0.3": 0.3, "ls_l2_dropout": 0.2}
     # A spec's run is the run again: an absent parameter reads as its default.
@@ -175,7 +175,7 @@ def test_a_registered_regularizer_needs_no_other_file(small_data, monkeypatch):
     # Config: its schema entry, grid and rerun keys; the default config's specs unchanged.
     assert default_spec_hashes() == before
     exp = experiment({"none": {}, "toy": {"logit_penalty": [0.0, 0.5]}}, seeds=(0,))
-    runs = config.group_spec("t", exp, "width~12_norm~none")["runs"]
+    runs = config.plain_spec(config.group_spec("t", exp, "width~12_norm~none"))["runs"]
     assert [r.get("logit_penalty") for r in runs] == [None, None, 0.5]
     assert "- ``toy@0.5``: logit penalty 0.5" in captions.settings(exp)
     with pytest.raises(config.ConfigError, match="toy.logit_penalty: -1 is less than"):

@@ -1,6 +1,6 @@
 """A training job killed with SIGKILL resumes from its checkpoint and ends with the same numbers."""
 
-import json
+import dataclasses
 import os
 import signal
 import subprocess
@@ -72,7 +72,7 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
         "doubledescent",
         "train",
         "--spec",
-        json.dumps(spec()),
+        config.rerun_key(spec()),
         "--data",
         str(tmp_path / "data.npz"),
         "--out",
@@ -105,8 +105,8 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
 
 def test_checkpoint_of_another_spec_is_ignored(tmp_path, small_data):
     other = spec()
-    other["training"]["lr"] = 0.01
-    group = train.make_group(other, [config.Run(**r) for r in other["runs"]], (40,), 10, "cpu")
+    other = dataclasses.replace(other, training=dataclasses.replace(other.training, lr=0.01))
+    group = train.make_group(other, list(other.runs), (40,), 10, "cpu")
     group.step = 5
     checkpoint.save(tmp_path / "c.pt", other, group, checkpoint.Progress(elapsed=2.0))
     group.step = 0

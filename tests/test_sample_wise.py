@@ -37,8 +37,8 @@ def test_each_size_has_its_own_runs_and_groups():
     assert {r.n_train for r in groups["n~200_width~8_norm~batch"]} == {200}
     spec = config.group_spec("e", exp, "n~200_width~8_norm~batch")
     # The group trains on 200 samples of the one prepared dataset, that of the largest size.
-    assert spec["n_train"] == 200 and spec["dataset"]["n_train"] == 400
-    assert {r["n_train"] for r in spec["runs"]} == {200}
+    assert spec.n_train == 200 and spec.dataset.n_train == 400
+    assert {r.n_train for r in spec.runs} == {200}
     assert config.dataset_spec(exp)["n_train"] == 400
 
 
@@ -53,8 +53,9 @@ def test_a_single_size_keeps_ids_and_specs_as_before_sweeps():
         "width~8_norm~batch",
     ]
     spec = config.group_spec("e", exp, "width~4_norm~none")
-    assert "n_train" not in spec and "n_train" not in spec["runs"][0]
-    assert spec["dataset"] == exp["dataset"] == config.dataset_spec(exp)
+    fields = config.plain_spec(spec)
+    assert "n_train" not in fields and "n_train" not in fields["runs"][0]
+    assert fields["dataset"] == exp["dataset"] == config.dataset_spec(exp)
 
 
 @pytest.mark.parametrize(

@@ -47,5 +47,5 @@ def test_data_and_training_never_share_a_stream_when_their_seeds_agree(monkeypat
     }
     exp = config.validate({"experiments": {"e": exp}}, SCHEMA)["experiments"]["e"]
     spec = config.group_spec("e", exp, "width~4_norm~none")
-    train.make_group(spec, [config.Run(**r) for r in spec["runs"]], (40,), 10, "cpu")
+    train.make_group(spec, list(spec.runs), (40,), 10, "cpu")
     assert len(opened) == len(set(opened)) == 3 + 4  # noise, validation, subset; the run's 4

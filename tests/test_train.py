@@ -11,6 +11,7 @@ from torch import nn
 
 from doubledescent import config, train
 from doubledescent.config import Run
+from doubledescent.specs import TrainingSettings
 from tests.conftest import SCHEMA
 
 VARIANTS = {
@@ -80,57 +81,55 @@ def reference_from(group: train.Group, i: int) -> Reference:
     return ref
 
 
-def reference_decayed(ref: nn.Module, tr: dict) -> list[nn.Parameter]:
+def reference_decayed(ref: nn.Module, tr: TrainingSettings) -> list[nn.Parameter]:
     """What L2 shrinks in a plain module: every parameter, or the linear and conv weights."""
-    if tr["decay"] == "all":
+    if tr.decay == "all":
         return list(ref.parameters())
     return [m.weight for m in ref.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
 
 
-def reference_optimizer(ref: nn.Module, run: Run, tr: dict) -> torch.optim.Optimizer:
+def reference_optimizer(ref: nn.Module, run: Run, tr: TrainingSettings) -> torch.optim.Optimizer:
     """torch.optim's own optimizer for one run, with its own weight decay where it has one."""
     decay = reference_decayed(ref, tr)
     rest = [p for p in ref.parameters() if all(p is not d for d in decay)]
-    wd = 0.0 if tr["l2_mode"] == "penalty" else run.weight_decay  # penalty: in the loss
+    wd = 0.0 if tr.l2_mode == "penalty" else run.weight_decay  # penalty: in the loss
     groups = [
         g
         for g in ({"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0})
         if g["params"]
     ]
-    if tr["optimizer"] == "sgd":
-        assert tr["l2_mode"] != "decoupled", "torch.optim has no decoupled SGD to compare with"
-        return torch.optim.SGD(groups, lr=tr["lr"], momentum=tr["momentum"])
-    adam = torch.optim.AdamW if tr["l2_mode"] == "decoupled" else torch.optim.Adam
-    return adam(groups, lr=tr["lr"], betas=tuple(tr["adam_betas"]), eps=tr["adam_eps"])
+    if tr.optimizer == "sgd":
+        assert tr.l2_mode != "decoupled", "torch.optim has no decoupled SGD to compare with"
+        return torch.optim.SGD(groups, lr=tr.lr, momentum=tr.momentum)
+    adam = torch.optim.AdamW if tr.l2_mode == "decoupled" else torch.optim.Adam
+    return adam(groups, lr=tr.lr, betas=tr.adam_betas, eps=tr.adam_eps)
 
 
-def reference_loss(ref: nn.Module, run: Run, out, y, tr: dict):
+def reference_loss(ref: nn.Module, run: Run, out, y, tr: TrainingSettings):
     """The run's minibatch loss, written out independently of the trainer's."""
-    if tr["loss"] == "mse":
+    if tr.loss == "mse":
         loss = ((out - torch.eye(out.shape[1], dtype=out.dtype)[y]) ** 2).sum(1).mean()
     else:
         loss = F.cross_entropy(out, y)
-    if tr["l2_mode"] == "penalty":
+    if tr.l2_mode == "penalty":
         loss = loss + run.weight_decay * sum((p**2).sum() for p in reference_decayed(ref, tr))
     return loss
 
 
-def train_reference(ref: Reference, run: Run, x, y, tr: dict) -> None:
+def train_reference(ref: Reference, run: Run, x, y, tr: TrainingSettings) -> None:
     """Plain per-run torch.optim training with the same random streams the group trainer uses."""
     opt = reference_optimizer(ref, run, tr)
-    k = tr["schedule_steps"]
+    k = tr.schedule_steps
     factor = (
-        (lambda t: 1 / math.sqrt(1 + t // k))
-        if tr["schedule"] == "inverse_sqrt"
-        else (lambda t: 1.0)
+        (lambda t: 1 / math.sqrt(1 + t // k)) if tr.schedule == "inverse_sqrt" else (lambda t: 1.0)
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     order, drop = train.generator(run.seed, "order"), train.generator(run.seed, "dropout")
     ref.train()
-    for _ in range(tr["epochs"]):
+    for _ in range(tr.epochs):
         perm = torch.randperm(len(y), generator=order)
-        for s in range(0, len(y), tr["batch_size"]):
-            idx = perm[s : s + tr["batch_size"]]
+        for s in range(0, len(y), tr.batch_size):
+            idx = perm[s : s + tr.batch_size]
             masks = [None] * len(ref.norms)
             if run.dropout > 0:
                 masks = [
@@ -157,10 +156,10 @@ def assert_equals_separate_models(exp, small_data, gid):
     group, data, spec = stacked_group(exp, small_data, gid)
     batchnorm = group.runs[0].batchnorm
     refs = [reference_from(group, i) for i in range(len(group.runs))]
-    for _ in range(spec["training"]["epochs"]):
-        train.train_epoch(group, data, spec["training"]["batch_size"])
+    for _ in range(spec.training.epochs):
+        train.train_epoch(group, data, spec.training.batch_size)
     for i, (ref, run) in enumerate(zip(refs, group.runs)):
-        train_reference(ref, run, data.x_train, data.y_train, spec["training"])
+        train_reference(ref, run, data.x_train, data.y_train, spec.training)
         for lin, stacked in zip(ref.linears, group.model.linears):
             torch.testing.assert_close(stacked.weight[i].T, lin.weight, rtol=1e-9, atol=1e-11)
             torch.testing.assert_close(stacked.bias[i, 0], lin.bias, rtol=1e-9, atol=1e-11)

@@ -1,12 +1,14 @@
 """Optimizers, L2 modes, learning-rate schedules, losses and batchnorm placement, each against
 torch's own optimizers and modules on separate runs (float64, a few steps, tiny widths)."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from doubledescent import checkpoint, config, train
+from tests.conftest import training_settings
 from tests.test_train import assert_equals_separate_models, experiment, stacked_group
 
 REGS = {
@@ -107,7 +109,7 @@ def test_decay_all_shrinks_the_biases_too(small_data):
 
 
 def test_learning_rate_schedules():
-    tr = {"lr": 0.1, "schedule": "inverse_sqrt", "schedule_steps": 512}
+    tr = training_settings(lr=0.1, schedule="inverse_sqrt", schedule_steps=512)
     got = [train.learning_rate(tr, t) for t in (0, 511, 512, 1023, 1024, 2048)]
     want = [
         0.1,
@@ -118,9 +120,9 @@ def test_learning_rate_schedules():
         0.1 / math.sqrt(5),
     ]
     assert got == pytest.approx(want, rel=1e-15)
-    assert train.learning_rate({**tr, "schedule": "constant"}, 10**6) == 0.1
+    assert train.learning_rate(dataclasses.replace(tr, schedule="constant"), 10**6) == 0.1
     with pytest.raises(ValueError, match="schedule"):
-        train.learning_rate({**tr, "schedule": "cosine"}, 0)
+        train.learning_rate(dataclasses.replace(tr, schedule="cosine"), 0)
 
 
 def test_schedule_step_survives_checkpoint_and_resume(tmp_path, small_data):
@@ -135,7 +137,7 @@ def test_schedule_step_survives_checkpoint_and_resume(tmp_path, small_data):
         spec, small_data, device="cpu", log=lambda s: None, dtype=torch.float64
     )
     group, data, _ = stacked_group(exp, small_data, "width~6_norm~none")
-    train.train_epoch(group, data, spec["training"]["batch_size"])
+    train.train_epoch(group, data, spec.training.batch_size)
     assert group.step == math.ceil(300 / 64)
     checkpoint.save(tmp_path / "c.pt", spec, group, checkpoint.Progress())
     resumed = train.train_group(

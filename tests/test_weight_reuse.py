@@ -3,6 +3,7 @@ the DAG), Glorot-uniform initialization, the step schedule and stopping at zero 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -13,7 +14,7 @@ import yaml
 
 from doubledescent import config, reuse, train
 from doubledescent.errors import DataError
-from tests.conftest import REPO, SCHEMA, snakemake
+from tests.conftest import REPO, SCHEMA, snakemake, training_settings
 
 CONFIG = REPO / "tests" / "configs" / "tiny_reuse.yaml"
 
@@ -41,8 +42,9 @@ def test_each_width_below_the_threshold_starts_from_the_next_smaller_one():
         "width~16_norm~none": None,  # at the threshold: afresh
         "width~16_norm~batch": None,
     }
-    assert config.group_spec("e", exp, "width~8_norm~none")["reuse_from"] == "width~4_norm~none"
-    assert "reuse_from" not in config.group_spec("e", experiment({}), "width~8_norm~none")
+    assert config.group_spec("e", exp, "width~8_norm~none").reuse_from == "width~4_norm~none"
+    fresh = config.group_spec("e", experiment({}), "width~8_norm~none")
+    assert fresh.reuse_from is None and "reuse_from" not in config.plain_spec(fresh)
 
 
 def test_a_reused_network_starts_from_the_smaller_ones_final_weights(tmp_path, small_data):
@@ -55,7 +57,7 @@ def test_a_reused_network_starts_from_the_smaller_ones_final_weights(tmp_path, s
     assert saved["runs"] == [("bn", 0), ("bn", 1)]
 
     spec = config.group_spec("e", exp, "width~8_norm~batch")
-    runs = [config.Run(**r) for r in spec["runs"]]
+    runs = list(spec.runs)
     group = train.make_group(spec, runs, (40,), 10, "cpu")
     reuse.grow(group.model, runs, saved, [train.generator(r.seed, "reuse") for r in runs])
     state = group.model.state_dict()
@@ -86,7 +88,7 @@ def test_weights_of_an_older_layout_are_refused_in_one_line():
     spec = config.group_spec(
         "e", experiment({"weight_reuse": {"below_width": 100}}), "width~8_norm~none"
     )
-    runs = [config.Run(**r) for r in spec["runs"]]
+    runs = list(spec.runs)
     group = train.make_group(spec, runs, (40,), 10, "cpu")
     old_names = {"weights.0": torch.zeros(2, 40, 4), "biases.0": torch.zeros(2, 1, 4)}
     saved = {"runs": [("none", 0), ("none", 1)], "state": old_names}
@@ -98,7 +100,7 @@ def test_weights_of_an_older_layout_are_refused_in_one_line():
 def test_glorot_uniform_initialization():
     exp = experiment({"epochs": 1}, widths=(300,), model={"init": "glorot_uniform"})
     spec = config.group_spec("e", exp, "width~300_norm~none")
-    group = train.make_group(spec, [config.Run(**r) for r in spec["runs"]], (40,), 10, "cpu")
+    group = train.make_group(spec, list(spec.runs), (40,), 10, "cpu")
     for layer in group.model.linears:
         w, b = layer.weight, layer.bias
         bound = math.sqrt(6 / (w.shape[1] + w.shape[2]))
@@ -108,11 +110,11 @@ def test_glorot_uniform_initialization():
 
 
 def test_the_step_schedule_decays_by_its_factor():
-    tr = {"lr": 0.1, "schedule": "step", "schedule_steps": 500, "schedule_gamma": 0.9}
+    tr = training_settings(lr=0.1, schedule="step", schedule_steps=500, schedule_gamma=0.9)
     assert [train.learning_rate(tr, t) for t in (0, 499, 500, 1499, 1500)] == pytest.approx(
         [0.1, 0.1, 0.09, 0.081, 0.1 * 0.9**3]
     )
-    del tr["schedule_gamma"]  # 0.9 when not given
+    tr = dataclasses.replace(tr, schedule_gamma=None)  # 0.9 when not given
     assert train.learning_rate(tr, 1000) == pytest.approx(0.081)
 
 

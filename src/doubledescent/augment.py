@@ -6,24 +6,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def enabled(spec: dict) -> bool:
-    """Whether `training.augment` changes anything."""
-    return spec["crop_padding"] > 0 or spec["hflip"]
+from doubledescent.specs import Augment
 
 
-def draw(generator: torch.Generator, batch: int, spec: dict, device) -> tuple[torch.Tensor, ...]:
+def draw(generator: torch.Generator, batch: int, spec: Augment, device) -> tuple[torch.Tensor, ...]:
     """One run's random transform of a batch: crop offsets (rows, columns) in [0, 2 padding]
     and flip flags, each (B,)."""
-    pad = spec["crop_padding"]
+    pad = spec.crop_padding
     offsets = torch.randint(0, 2 * pad + 1, (2, batch), generator=generator, device=device)
     flip = torch.rand(batch, generator=generator, device=device) < 0.5
-    if not spec["hflip"]:
+    if not spec.hflip:
         flip = torch.zeros_like(flip)  # drawn anyway, so hflip does not shift the crops
     return offsets[0], offsets[1], flip
 
 
-def augment(x: torch.Tensor, generators: list[torch.Generator], spec: dict) -> torch.Tensor:
+def augment(x: torch.Tensor, generators: list[torch.Generator], spec: Augment) -> torch.Tensor:
     """Per-run batches (R, B, C, H, W) -> each sample cropped from its image zero-padded by
     `crop_padding` at a random offset, then flipped left-right with probability 1/2 if
     `hflip`; one gather for all runs and samples."""
@@ -31,7 +28,7 @@ def augment(x: torch.Tensor, generators: list[torch.Generator], spec: dict) -> t
     dy, dx, flip = (
         torch.stack(d) for d in zip(*(draw(g, batch, spec, x.device) for g in generators))
     )  # (R, B) each
-    pad = spec["crop_padding"]
+    pad = spec.crop_padding
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = dy[..., None] + torch.arange(height, device=x.device)  # (R, B, H)
     cols = dx[..., None] + torch.arange(width, device=x.device)  # (R, B, W)

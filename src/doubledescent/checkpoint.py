@@ -18,8 +18,10 @@ from pathlib import Path
 
 import torch
 
+from doubledescent.config import plain_spec
 from doubledescent.errors import UserError
 from doubledescent.io import atomic_path
+from doubledescent.specs import GroupSpec
 
 # The group's random streams that advance during training (init is used up at the start).
 GENERATORS = ("order_gens", "dropout_gens", "augment_gens")
@@ -43,11 +45,11 @@ class Progress:
 FORMAT = 4
 
 
-def _tag(spec: dict) -> str:
-    return json.dumps({"format": FORMAT, "spec": spec}, sort_keys=True)
+def _tag(spec: GroupSpec) -> str:
+    return json.dumps({"format": FORMAT, "spec": plain_spec(spec)}, sort_keys=True)
 
 
-def save(path: str | Path, spec: dict, group, progress: Progress) -> None:
+def save(path: str | Path, spec: GroupSpec, group, progress: Progress) -> None:
     state = {
         "spec": _tag(spec),
         "model": group.model.state_dict(),
@@ -81,7 +83,7 @@ def _pause_if_a_test_asks(path: Path) -> None:
         time.sleep(0.01)
 
 
-def _load(path: Path, spec: dict) -> dict | None:
+def _load(path: Path, spec: GroupSpec) -> dict | None:
     """The saved state at `path` if there is one of this spec; a damaged file is an error."""
     if not path.exists():
         return None
@@ -92,13 +94,13 @@ def _load(path: Path, spec: dict) -> dict | None:
     return state if state["spec"] == _tag(spec) else None
 
 
-def rows(path: str | Path, spec: dict) -> list[dict]:
+def rows(path: str | Path, spec: GroupSpec) -> list[dict]:
     """The rows evaluated so far by the job of `spec` that checkpoints to `path`."""
     state = _load(Path(path), spec)
     return state["progress"]["rows"] if state else []
 
 
-def resume(path: str | Path, spec: dict, group) -> Progress | None:
+def resume(path: str | Path, spec: GroupSpec, group) -> Progress | None:
     """Restore `group` from the checkpoint at `path` if it is this spec's; else None."""
     state = _load(Path(path), spec)
     if state is None:

@@ -49,15 +49,15 @@ def _train(args) -> None:
 def _train_group(args) -> None:
     import platform
 
-    from doubledescent import data, progress, train
+    from doubledescent import config, data, progress, train
     from doubledescent.io import write_table
     from doubledescent.provenance import now
 
-    spec = _json(args.spec, "--spec")
+    spec = config.spec_from_dict(_json(args.spec, "--spec"))
     progress_path = progress.path_for(args.checkpoint) if args.checkpoint else None
     out, *weights = args.out
     # Under weight reuse the groups' final weights lie side by side (the rule's second output).
-    weights_in = weights and spec.get("reuse_from")
+    weights_in = weights and spec.reuse_from
     table = train.train_group(
         spec,
         data.load(args.data),

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import jsonschema
-import numpy as np
 import yaml
 
 from doubledescent import architectures, regularizers
 from doubledescent.data import SOURCES, dataset_size_limits
 from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
+from doubledescent.specs import DatasetSpec, GroupSpec, ModelSpec, TrainingSettings
 
 
 def _with_defaults(validator_class):
@@ -412,34 +411,70 @@ def groups(exp: dict) -> dict[str, list[Run]]:
     return out
 
 
-def group_spec(name: str, exp: dict, gid: str) -> dict:
+def group_spec(name: str, exp: dict, gid: str) -> GroupSpec:
     """Exactly what a training job needs, so that unrelated config edits don't retrain it.
 
-    It is Snakemake's rerun key too (the train rule's params): see INERT for what it leaves
-    out."""
+    Its plain form is Snakemake's rerun key too (the train rule's params, rerun_key): see
+    INERT for what it leaves out."""
     # Sorted, so that reordering regularizers or seeds in the YAML retrains nothing.
     members = sorted(groups(exp)[gid], key=lambda r: (r.regularizer, r.seed))
-    spec = {
-        "experiment": name,
-        "group": gid,
-        "dataset": dataset_spec(exp, members[0].label_noise),
-        "model": exp["model"],
-        "training": exp["training"],
-        "width": members[0].width,
-        "runs": [r.to_dict() for r in members],
-        "n_train": members[0].n_train,  # in a sweep, the subset of the prepared dataset it fits
-        # Under weight reuse, the group whose final weights this one starts from.
-        "reuse_from": reuse_source(exp, gid),
-    }
-    return without_inert(spec)
+    return GroupSpec(
+        experiment=name,
+        group=gid,
+        dataset=DatasetSpec(**dataset_spec(exp, members[0].label_noise)),
+        model=model_spec(exp["model"]),
+        training=TrainingSettings.from_dict(exp["training"]),
+        width=members[0].width,
+        runs=tuple(members),
+        n_train=members[0].n_train,
+        reuse_from=reuse_source(exp, gid),
+    )
+
+
+def model_spec(section: dict) -> ModelSpec:
+    """The model of a `model` section, less the options its family does not read (INERT)."""
+    kept = without_inert({"model": section})["model"]
+    return ModelSpec(kept["name"], {k: v for k, v in kept.items() if k != "name"})
+
+
+def plain_spec(spec: GroupSpec) -> dict:
+    """A group spec as the train rule's JSON carries it: its sections as plain mappings, less
+    their inert entries (INERT)."""
+    plain = {f.name: getattr(spec, f.name) for f in fields(spec)}
+    plain.update(
+        dataset=asdict(spec.dataset),
+        model=spec.model.to_dict(),
+        training=asdict(spec.training),
+        runs=[r.to_dict() for r in spec.runs],
+    )
+    return without_inert(plain)
+
+
+def spec_from_dict(plain: dict) -> GroupSpec:
+    """The group spec of its plain form (plain_spec): how a training job reads its JSON."""
+    return GroupSpec(
+        **{
+            **plain,
+            "dataset": DatasetSpec(**plain["dataset"]),
+            "model": model_spec(plain["model"]),
+            "training": TrainingSettings.from_dict(plain["training"]),
+            "runs": tuple(Run(**r) for r in plain["runs"]),
+        }
+    )
+
+
+def rerun_key(spec: GroupSpec) -> str:
+    """The train rule's params: only a real change to the spec retrains its group."""
+    return canonical_json(plain_spec(spec))
 
 
 @dataclass(frozen=True)
 class Inert:
     """A group-spec entry that cannot change what the job computes in some specs, and is
     left out of them: where its value is `default` (a key added after rerun keys were frozen
-    in 2026-12, at the value that behaves as before it existed), or, for a `family_option`,
-    where the spec's model family does not read it (architectures.Family.reads)."""
+    in 2026-12, at the value that behaves as before it existed; or None, a training setting
+    the config leaves out), or, for a `family_option`, where the spec's model family does
+    not read it (architectures.Family.reads)."""
 
     path: tuple[str, ...]  # keys from the spec's top; "runs" applies to each run
     default: object = None
@@ -453,12 +488,12 @@ class Inert:
 
 # The rerun key's one rule: a group spec (and the data rule's params) holds every entry but
 # the inert ones. A new spec key (an option of training, model, dataset or a run) gets a
-# line here with its default, and the code that reads it takes that default where the key is
-# absent, so that adding it retrains no finished group; tests/test_config.py pins the
+# line here with its default, and its field in the typed spec (doubledescent.specs) that
+# default, so that adding it retrains no finished group; tests/test_config.py pins the
 # default config's keys. Sweeps of sizes and of label noise and weight reuse came after the
-# freeze; the conv nets' layers are fixed. A regularizer's parameter needs no line: those
-# not in the frozen specs (regularizers.Param.frozen) are inert at their defaults (see
-# _inert()).
+# freeze; the conv nets' layers are fixed; the training settings at None were not given. A
+# regularizer's parameter needs no line: those not in the frozen specs
+# (regularizers.Param.frozen) are inert at their defaults (see _inert()).
 INERT = (
     Inert(("n_train",)),
     Inert(("runs", "n_train")),
@@ -467,6 +502,7 @@ INERT = (
     # Each run carries its own batchnorm switch (runs); the model's is the config's default,
     # which no family reads.
     Inert(("model", "batchnorm"), family_option=True),
+    *(Inert(("training", key)) for key in TrainingSettings.optional()),
 )
 
 
@@ -480,8 +516,15 @@ def _inert() -> tuple[Inert, ...]:
 
 
 def canonical_json(obj) -> str:
-    """A spec as the workflow's params carry it: only a real change to it triggers a rerun."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    """A spec (a GroupSpec as its plain_spec) as the workflow's params carry it: only a real
+    change to it triggers a rerun."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_plain)
+
+
+def _plain(obj) -> dict:
+    if isinstance(obj, GroupSpec):
+        return plain_spec(obj)
+    raise TypeError(f"a {type(obj).__name__} is not JSON")
 
 
 def data_params(exp: dict, label_noise: float | None = None) -> dict:
@@ -518,39 +561,3 @@ def reuse_source(exp: dict, gid: str) -> str | None:
     if reuse is None or run.width >= reuse["below_width"] or not smaller:
         return None
     return group_id(Run(**{**run.to_dict(), "width": max(smaller)}))
-
-
-def schedule_points(spec, last: int) -> set[int]:
-    """`spec` points from 1 to `last` (n log-spaced, or a list), always with the last."""
-    if isinstance(spec, list):
-        chosen = set(spec)
-    else:  # n points from 1 to the last; a single point is the last
-        points = np.geomspace(1, last, spec) if spec > 1 else []
-        chosen = set(np.round(points).astype(int).tolist())
-    return chosen | {last}
-
-
-def eval_epochs(training: dict) -> list[int]:
-    """Epochs after which a run is evaluated (an epochs budget): log-spaced by default,
-    always the last one."""
-    return sorted(schedule_points(training["eval_epochs"], training["epochs"]))
-
-
-def steps_per_epoch(training: dict, n: int) -> int:
-    """Gradient steps of one pass over `n` samples (the last batch may be short)."""
-    return math.ceil(n / training["batch_size"])
-
-
-def budget_steps(training: dict, n: int) -> int:
-    """The gradient steps a run on `n` samples takes: `steps`, or epochs x steps per epoch."""
-    if "steps" in training:
-        return training["steps"]
-    return training["epochs"] * steps_per_epoch(training, n)
-
-
-def eval_steps(training: dict, n: int) -> list[int]:
-    """The gradient steps after which a run on `n` samples is evaluated: those of
-    `eval_steps` under a steps budget, the ends of the `eval_epochs` under an epochs budget."""
-    if "steps" in training:
-        return sorted(schedule_points(training["eval_steps"], training["steps"]))
-    return [e * steps_per_epoch(training, n) for e in eval_epochs(training)]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from doubledescent.specs import TrainingSettings
+
 
 class SGD:
     """torch.optim.SGD(lr, momentum) without dampening, Nesterov or weight decay (the
@@ -94,11 +96,11 @@ class Adam:
                 t.copy_(saved)
 
 
-def make(params, training: dict) -> SGD | Adam:
+def make(params, training: TrainingSettings) -> SGD | Adam:
     """The optimizer that `training.optimizer` names, over the stacked parameters."""
-    name, lr = training["optimizer"], training["lr"]
+    name, lr = training.optimizer, training.lr
     if name == "sgd":
-        return SGD(params, lr, training["momentum"])
+        return SGD(params, lr, training.momentum)
     if name == "adam":
-        return Adam(params, lr, tuple(training["adam_betas"]), training["adam_eps"])
+        return Adam(params, lr, training.adam_betas, training.adam_eps)
     raise ValueError(f"unknown optimizer {name!r}")

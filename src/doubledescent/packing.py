@@ -18,8 +18,11 @@ Snakemake reads it while it parses.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from doubledescent import architectures, config, gpus
 from doubledescent.config import Run
+from doubledescent.specs import GroupSpec
 
 
 def enabled(packing: str, device: str) -> bool:
@@ -57,7 +60,7 @@ def jobs(exp: dict, packing: bool) -> dict[str, list[Run]]:
     return out
 
 
-def job_spec(name: str, exp: dict, job: str) -> dict:
+def job_spec(name: str, exp: dict, job: str) -> GroupSpec:
     """What a training job needs: a group's spec (config.group_spec, unchanged), or a pack's,
     which is its groups' specs merged: the same sections, every group's runs (each group's
     in its spec's order), the widest width, and the pack's name as `group`."""
@@ -71,9 +74,9 @@ def job_spec(name: str, exp: dict, job: str) -> dict:
     ]
     if not specs:
         raise ValueError(f"experiment {name!r} has no training job {job!r}")
-    return {
-        **specs[0],
-        "group": job,
-        "width": max(s["width"] for s in specs),
-        "runs": [r for s in specs for r in s["runs"]],
-    }
+    return replace(
+        specs[0],
+        group=job,
+        width=max(s.width for s in specs),
+        runs=tuple(r for s in specs for r in s.runs),
+    )

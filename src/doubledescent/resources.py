@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 from doubledescent import architectures
-from doubledescent.config import budget_steps, eval_steps, train_sizes
+from doubledescent.config import train_sizes
 from doubledescent.data import SOURCES
+from doubledescent.specs import TrainingSettings
 
 # What a request adds to the estimate: cluster cores may be slower than the measured one and
 # share their node; a job that still hits its limit is retried with twice as much.
@@ -54,12 +55,12 @@ def train_seconds(
     GPU: forward+backward = 6 FLOP per multiply-add, evaluations (forward passes over the
     train, test and validation sets) 2, plus a fixed cost per gradient step. Under weight
     reuse or stopping at zero train error, runs may stop early: still the whole budget."""
-    tr, ds = exp["training"], exp["dataset"]
+    tr, ds = TrainingSettings.from_dict(exp["training"]), exp["dataset"]
     n = max(train_sizes(exp)) if n_train is None else n_train
-    steps = budget_steps(tr, n)
+    steps = tr.budget_steps(n)
     # Samples seen: steps x batch under a steps budget (whatever n is), else epochs x n.
-    samples = tr["steps"] * tr["batch_size"] if "steps" in tr else n * tr["epochs"]
-    evaluated = (n + ds["n_test"]) * len(eval_steps(tr, n))
+    samples = n * tr.epochs if tr.steps is None else tr.steps * tr.batch_size
+    evaluated = (n + ds["n_test"]) * len(tr.eval_step_list(n))
     flop = (6 * samples + 2 * evaluated) * forward_macs(exp, width) * n_runs
     if gpu:
         return flop / GPU_FLOP_PER_SECOND + steps * GPU_STEP_SECONDS

@@ -92,7 +92,6 @@ def table_so_far(results: str | Path, experiment: str, exp: dict, states: list[G
 def _checkpointed(results, experiment: str, exp: dict, running: list[Group]) -> list:
     """Tables of the rows the running groups have checkpointed (needs torch and the data)."""
     from doubledescent import checkpoint, data, train
-    from doubledescent.config import Run
 
     arrays = data.load(Path(results) / experiment / "data.npz")
     tables = []
@@ -100,7 +99,7 @@ def _checkpointed(results, experiment: str, exp: dict, running: list[Group]) -> 
         spec = packing.job_spec(experiment, exp, g.name)
         rows = checkpoint.rows(checkpoint_path(results, experiment, g.name), spec)
         if rows:
-            runs = [Run(**r) for r in spec["runs"]]
+            runs = list(spec.runs)
             group_arrays = train.group_arrays(spec, arrays)
             # Device and precision are the finished job's to record: unknown from here.
             table = train.group_table(spec, group_arrays, runs, rows, "unknown", "unknown")

@@ -23,7 +23,6 @@ from doubledescent import (
     architectures,
     augment,
     checkpoint,
-    config,
     models,
     optim,
     regularizers,
@@ -36,6 +35,7 @@ from doubledescent.errors import UserError
 from doubledescent.models.layers import Mask
 from doubledescent.progress import Watch
 from doubledescent.resources import EVAL_CHUNK
+from doubledescent.specs import GroupSpec, ModelSpec, TrainingSettings
 
 
 def generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
@@ -89,10 +89,10 @@ class Tensors:
         )
 
 
-def input_shape(spec: dict, arrays: Arrays) -> tuple[int, ...]:
+def input_shape(spec: GroupSpec, arrays: Arrays) -> tuple[int, ...]:
     """One sample as the spec's model takes it: e.g. 40 or C*H*W for the MLP, (C, H, W)
     for the CNNs, (1, 40) for the MNIST-1D CNN."""
-    return models.input_shape(spec["model"]["name"], arrays.x_train.shape[1:])
+    return models.input_shape(spec.model.name, arrays.x_train.shape[1:])
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Group:
     """The training state of a group: model, optimizer, and per-run random streams."""
 
     runs: list[Run]
-    training: dict  # the spec's `training` section
+    training: TrainingSettings
     model: nn.Module  # a stacked model (see doubledescent.models)
     optimizer: optim.SGD | optim.Adam
     # The training side of the regularizers that some run uses (doubledescent.regularizers).
@@ -126,20 +126,20 @@ def uses_bf16(precision: str, model: str, device: torch.device) -> bool:
     return precision == "bf16"
 
 
-def learning_rate(training: dict, step: int) -> float:
+def learning_rate(training: TrainingSettings, step: int) -> float:
     """The learning rate of gradient step `step` (counted from 0) under `training.schedule`."""
-    lr, schedule = training["lr"], training["schedule"]
+    lr, schedule = training.lr, training.schedule
     if schedule == "constant":
         return lr
     if schedule == "inverse_sqrt":
-        return lr / math.sqrt(1 + step // training["schedule_steps"])
+        return lr / math.sqrt(1 + step // training.schedule_steps)
     if schedule == "step":
-        return lr * training.get("schedule_gamma", 0.9) ** (step // training["schedule_steps"])
+        return lr * training.gamma ** (step // training.schedule_steps)
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
 def make_group(
-    spec: dict,
+    spec: GroupSpec,
     runs: list[Run],
     input_shape: tuple[int, ...],
     num_classes: int,
@@ -147,11 +147,11 @@ def make_group(
     dtype=torch.float32,
 ) -> Group:
     """Build the stacked model, initialize each run from its own seed, set up the optimizer."""
-    model = stacked_model(spec["model"], runs, input_shape, num_classes)
+    model = stacked_model(spec.model, runs, input_shape, num_classes)
     for i, run in enumerate(runs):
         model.init_run(i, generator(run.seed, "init"))
     model.to(device=device, dtype=dtype)
-    tr = spec["training"]
+    tr = spec.training
     dropout_gens = [generator(r.seed, "dropout", device) for r in runs]
     hooks = regularizers.setup(runs, regularizers.Context(tr, model, device, dtype, dropout_gens))
     masks = [h.mask for h in hooks if h.mask is not None]
@@ -169,15 +169,16 @@ def make_group(
         augment_gens=[generator(r.seed, "augment", device) for r in runs],
         diverged_epoch=[None] * len(runs),
         frozen=torch.zeros(len(runs), dtype=torch.bool),
-        bf16=uses_bf16(tr["precision"], spec["model"]["name"], torch.device(device)),
+        bf16=uses_bf16(tr.precision, spec.model.name, torch.device(device)),
     )
 
 
 def stacked_model(
-    spec: dict, runs: list[Run], input_shape: tuple[int, ...], num_classes: int
+    model: ModelSpec, runs: list[Run], input_shape: tuple[int, ...], num_classes: int
 ) -> nn.Module:
     """The runs of one shape (a group) stacked; runs of several (a pack of groups,
     doubledescent.packing) zero-padded to the widest."""
+    spec = model.to_dict()
     shapes = {(r.width, r.batchnorm) for r in runs}
     if len(shapes) == 1:
         ((width, batchnorm),) = shapes
@@ -216,7 +217,7 @@ def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=group.bf16):
         logits = group.model(xb, group.mask)
     logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
-    losses = sample_losses(logits, yb, group.training["loss"])
+    losses = sample_losses(logits, yb, group.training.loss)
     for hook in group.hooks:
         losses = hook.loss(losses, logits, yb)
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
@@ -245,14 +246,14 @@ def train_epoch(
     n = data.x_train.shape[0]
     if order is None:
         order = epoch_order(group, n, data.x_train.device)
-    augments = augment.enabled(group.training["augment"])
+    augments = group.training.augment.enabled
     if batches is None:
-        batches = range(config.steps_per_epoch({"batch_size": batch_size}, n))
+        batches = range(math.ceil(n / batch_size))
     for b in batches:
         idx = order[:, b * batch_size : (b + 1) * batch_size]
         xb = gather(data.x_train, idx)
         if augments:
-            xb = augment.augment(xb, group.augment_gens, group.training["augment"])
+            xb = augment.augment(xb, group.augment_gens, group.training.augment)
         masked_step(group, xb, gather(data.y_train, idx))
         on_step()
 
@@ -357,7 +358,7 @@ def set_threads(device: torch.device, threads: int) -> None:
 
 
 def train_group(
-    spec: dict,
+    spec: GroupSpec,
     arrays: Arrays,
     device: str = "auto",
     threads: int = 1,
@@ -377,7 +378,7 @@ def train_group(
     budget: every as many steps as that many epochs of the whole prepared training set take,
     the same for every size of a sweep) and a rerun resumes from the last save, ending with
     the same numbers as an uninterrupted run. Under weight reuse, `weights_in` holds the
-    final weights of the group that `spec["reuse_from"]` names, and the group's own final
+    final weights of the group that `spec.reuse_from` names, and the group's own final
     weights are written to `weights_out`. Every `progress_every` seconds a progress line is
     logged (and written to `progress_path`).
     """
@@ -385,14 +386,14 @@ def train_group(
     set_threads(dev, threads)
     full = len(arrays.y_train)
     arrays = group_arrays(spec, arrays)
-    runs = [Run(**r) for r in spec["runs"]]
+    runs = list(spec.runs)
     shape = input_shape(spec, arrays)
     data = Tensors.from_arrays(arrays, dev, dtype, shape)
     group = make_group(spec, runs, shape, arrays.num_classes, dev, dtype)
-    if "reuse_from" in spec:
+    if spec.reuse_from is not None:
         gens = [generator(r.seed, "reuse") for r in runs]
         reuse.grow(group.model, runs, reuse.load(weights_in), gens)
-    tr = spec["training"]
+    tr = spec.training
     plan = Plan.of(tr, len(arrays.y_train), full, checkpoint_every if checkpoint_path else 0)
     progress = checkpoint.resume(checkpoint_path, spec, group) if checkpoint_path else None
     if progress:
@@ -418,14 +419,14 @@ def train_group(
             progress.order = epoch_order(group, data.x_train.shape[0], dev)
         stop = plan.next_stop(group.step)
         batches = range(position, position + stop - group.step)
-        train_epoch(group, data, tr["batch_size"], progress.order, batches, watch.step)
+        train_epoch(group, data, tr.batch_size, progress.order, batches, watch.step)
         progress.elapsed = time.perf_counter() - start
         if group.step % plan.per_epoch == 0:
             progress.order = None  # the epoch is done: the next draws its own order
-            if tr.get("stop_at_zero_train_error"):
+            if tr.stop_at_zero_train_error:
                 freeze_interpolating(group, data)
         if group.step in plan.evals:
-            metrics = evaluate(group.model, data, tr["loss"])
+            metrics = evaluate(group.model, data, tr.loss)
             new = _rows(group, plan, metrics, progress.elapsed)
             progress.rows.extend(new)
             log(progress_line(new, plan, group.step, progress.elapsed))
@@ -437,10 +438,10 @@ def train_group(
     return group_table(spec, arrays, group.runs, progress.rows, dev, precision)
 
 
-def group_arrays(spec: dict, arrays: Arrays) -> Arrays:
+def group_arrays(spec: GroupSpec, arrays: Arrays) -> Arrays:
     """The samples a group trains on: in a sample-wise sweep, its subset of the prepared data."""
-    if "n_train" in spec:
-        return nested_subset(arrays, spec["n_train"], spec["dataset"]["seed"])
+    if spec.n_train is not None:
+        return nested_subset(arrays, spec.n_train, spec.dataset.seed)
     return arrays
 
 
@@ -454,16 +455,16 @@ class Plan:
     save_every: int  # 0: no checkpoints
 
     @classmethod
-    def of(cls, training: dict, n: int, n_prepared: int, checkpoint_every: int) -> Plan:
+    def of(cls, training: TrainingSettings, n: int, n_prepared: int, checkpoint_every: int) -> Plan:
         """The plan of runs on `n` samples, of a prepared training set of `n_prepared`."""
-        per_epoch = config.steps_per_epoch(training, n)
+        per_epoch = training.steps_per_epoch(n)
         # A steps budget saves as often for every size of a sweep (as an epoch of the whole
         # set would), not every few steps of a small one.
-        unit = config.steps_per_epoch(training, n_prepared if "steps" in training else n)
+        unit = training.steps_per_epoch(n if training.steps is None else n_prepared)
         return cls(
             per_epoch=per_epoch,
-            budget=config.budget_steps(training, n),
-            evals=frozenset(config.eval_steps(training, n)),
+            budget=training.budget_steps(n),
+            evals=frozenset(training.eval_step_list(n)),
             save_every=checkpoint_every * unit,
         )
 
@@ -490,32 +491,32 @@ class Plan:
 
 
 def group_table(
-    spec: dict, arrays: Arrays, runs: list[Run], rows: list[dict], dev, precision: str
+    spec: GroupSpec, arrays: Arrays, runs: list[Run], rows: list[dict], dev, precision: str
 ) -> pd.DataFrame:
     """The job's rows with the columns of each run's group (in a pack, several groups)."""
     df = pd.DataFrame(rows)
     groups = pd.Series([group_id(r) for r in runs], [r.run_id for r in runs])
     shapes = {gid: (r.width, r.batchnorm) for gid, r in zip(groups, runs)}
+    model, ds = spec.model.to_dict(), spec.dataset
     n_params = {
-        gid: models.n_params(spec["model"], input_shape(spec, arrays), arrays.num_classes, *wb)
+        gid: models.n_params(model, input_shape(spec, arrays), arrays.num_classes, *wb)
         for gid, wb in shapes.items()
     }
     gid = df.run_id.map(groups)
-    ds = spec["dataset"]
     table = df.assign(
         test_error_noisy=noisy_label_error(
-            df["test_error"], ds["label_noise"], arrays.num_classes, ds["noise_mode"]
+            df["test_error"], ds.label_noise, arrays.num_classes, ds.noise_mode
         ),
-        experiment=spec["experiment"],
-        dataset=spec["dataset"]["name"],
-        model=spec["model"]["name"],
+        experiment=spec.experiment,
+        dataset=ds.name,
+        model=spec.model.name,
         n_params=gid.map(n_params),
         # The configured training-set size (in a sweep, this group's; the runs' own n_train
         # is None without one), and the samples fitted: that less the validation split.
-        n_train=spec.get("n_train") or spec["dataset"]["n_train"],
+        n_train=spec.n_train or ds.n_train,
         n_fit=len(arrays.y_train),
         num_classes=arrays.num_classes,
-        label_noise=spec["dataset"]["label_noise"],
+        label_noise=ds.label_noise,
         group=gid,
         group_size=gid.map(groups.value_counts()),
         device=str(dev),
@@ -524,7 +525,7 @@ def group_table(
         python_version=platform.python_version(),
     )
     # A pack's rows name it: its groups shared one job (and its wall time).
-    return table if spec["group"] in shapes else table.assign(pack=spec["group"])
+    return table if spec.group in shapes else table.assign(pack=spec.group)
 
 
 def progress_line(rows: list[dict], plan: Plan, step: int, elapsed: float) -> str:

@@ -71,7 +71,7 @@ def previous_weights(wildcards):
 
 def group_spec(wildcards):
     exp = EXPERIMENTS[wildcards.experiment]
-    return canonical_json(ddpacking.job_spec(wildcards.experiment, exp, wildcards.group))
+    return ddconfig.rerun_key(ddpacking.job_spec(wildcards.experiment, exp, wildcards.group))
 
 
 def checkpoint_file(wildcards):

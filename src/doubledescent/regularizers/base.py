@@ -36,7 +36,7 @@ class Param:
 class Context:
     """What a regularizer's training side may use: the group's runs share these."""
 
-    training: dict  # the spec's `training` section
+    training: Any  # the group spec's training settings (specs.TrainingSettings)
     model: Any  # the stacked model (doubledescent.models)
     device: Any
     dtype: Any

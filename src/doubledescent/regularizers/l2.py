@@ -18,10 +18,8 @@ class L2(Hooks):
         import torch
 
         model, tr = context.model, context.training
-        self.mode = tr["l2_mode"]
-        self.decayed = (
-            list(model.parameters()) if tr["decay"] == "all" else model.decayed_parameters()
-        )
+        self.mode = tr.l2_mode
+        self.decayed = list(model.parameters()) if tr.decay == "all" else model.decayed_parameters()
         wd = [r.weight_decay for r in runs]
         self.weight_decay = torch.tensor(wd, dtype=context.dtype, device=context.device)
 
