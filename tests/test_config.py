@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from doubledescent import architectures, config, specs
+from doubledescent.data import SOURCES
 from tests.conftest import REPO, SCHEMA, training_settings
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -147,6 +148,17 @@ def test_the_schema_check_takes_the_model_names_from_the_registry():
         f"{sorted(architectures.FAMILIES)}"
     )
     assert "enum" not in yaml.safe_load(SCHEMA.read_text())["$defs"]["model"]["properties"]["name"]
+
+
+def test_the_schema_check_takes_the_dataset_names_from_the_registry(monkeypatch):
+    with pytest.raises(config.ConfigError) as e:
+        config.validate(default_with("dataset.name", "svhn"), SCHEMA)
+    assert str(e.value) == (
+        f"config.experiments.mnist1d_mlp.dataset.name: 'svhn' is not one of {list(SOURCES)}"
+    )
+    # A registered source is a valid name with no schema edit.
+    monkeypatch.setitem(SOURCES, "svhn", SOURCES["mnist1d"])
+    assert config.validate(default_with("dataset.name", "svhn"), SCHEMA)
 
 
 @pytest.mark.parametrize(

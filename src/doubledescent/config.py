@@ -52,8 +52,10 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 def validate(config: dict, schema_path: str | Path) -> dict:
     """Validate `config` against the schema, fill in defaults, check what a schema can't."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    # The model names come from the registry, so that registering a model needs no schema edit.
+    # The model and dataset names come from their registries, so that registering one needs
+    # no schema edit.
     schema["$defs"]["model"]["properties"]["name"]["enum"] = sorted(architectures.FAMILIES)
+    schema["$defs"]["dataset"]["properties"]["name"]["enum"] = list(SOURCES)
     # A regularizer variant's keys are the regularizers' parameters (their own files').
     schema["$defs"]["regularizer"]["properties"] = regularizers.schema_properties()
     given = copy.deepcopy(config)
