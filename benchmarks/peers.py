@@ -45,6 +45,15 @@ from doubledescent.specs import GroupSpec  # noqa: E402
 LR, MOMENTUM, BATCH = 0.01, 0.9, 100
 
 
+def default_sweep(epochs: int) -> tuple[dict, data.Arrays]:
+    """The default config's main experiment at `epochs` epochs, evaluated at the last only,
+    and its dataset."""
+    cfg = config.load(REPO / "config.yaml", REPO / "workflow" / "schemas" / "config.schema.yaml")
+    exp = cfg["experiments"]["mnist1d_mlp"]
+    exp["training"].update(epochs=epochs, eval_epochs=[epochs])
+    return exp, data.build(exp["dataset"])
+
+
 def plain_group(exp: dict, width: int) -> GroupSpec:
     return config.group_spec("mnist1d_mlp", exp, f"width~{width}_norm~none")
 
@@ -165,10 +174,7 @@ def main() -> None:
     p.add_argument("--widths", type=int, nargs="*", help="default: the default sweep's")
     args = p.parse_args()
     torch.set_num_threads(1)
-    cfg = config.load(REPO / "config.yaml", REPO / "workflow" / "schemas" / "config.schema.yaml")
-    exp = cfg["experiments"]["mnist1d_mlp"]
-    exp["training"].update(epochs=args.epochs, eval_epochs=[args.epochs])
-    arrays = data.build(exp["dataset"])
+    exp, arrays = default_sweep(args.epochs)
     try:
         import jax  # noqa: F401
 

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
+from peers import default_sweep, plain_group
 from torch.profiler import ProfilerActivity, profile
 
-from doubledescent import config, data, provenance, train
+from doubledescent import data, provenance, train
 from doubledescent.specs import GroupSpec
-
-REPO = Path(__file__).resolve().parents[1]
 
 # ATen ops by kind: an op whose name (less `aten::` and leading underscores) starts with one
 # of a kind's prefixes is of that kind, the first that matches; the rest are "other" (views,
@@ -75,7 +73,7 @@ def timed(fn, clock: list[float]):
 
 
 def profile_width(exp: dict, width: int, arrays: data.Arrays, epochs: int) -> dict:
-    spec = config.group_spec("mnist1d_mlp", exp, f"width~{width}_norm~none")
+    spec = plain_group(exp, width)
     evaluating = [0.0]
     evaluate, train.evaluate = train.evaluate, timed(train.evaluate, evaluating)
     try:
@@ -106,10 +104,7 @@ def main() -> None:
     p.add_argument("--widths", type=int, nargs="*", default=[4, 16, 47, 135, 300])
     args = p.parse_args()
     torch.set_num_threads(1)
-    cfg = config.load(REPO / "config.yaml", REPO / "workflow" / "schemas" / "config.schema.yaml")
-    exp = cfg["experiments"]["mnist1d_mlp"]
-    exp["training"].update(epochs=args.epochs, eval_epochs=[args.epochs])
-    arrays = data.build(exp["dataset"])
+    exp, arrays = default_sweep(args.epochs)
     print(f"machine: {provenance.cpu()}, torch {torch.__version__}")
     print(f"{args.epochs} epochs, one thread; shares of the wall time, profiler on")
     rows = {w: profile_width(exp, w, arrays, args.epochs) for w in args.widths}
