@@ -4,7 +4,9 @@ workflow run on the tiny config, as a user runs it."""
 import dataclasses
 import json
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,20 @@ def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
     if not any(a.startswith(("--profile", "--cores")) for a in args):
         cmd += ["--cores", "2"]
     return cmd
+
+
+def sigint_as_in_a_terminal() -> None:
+    """A child's preexec_fn: SIGINT back to its default, as in a terminal. A suite started in
+    the background by a non-interactive shell inherits SIGINT ignored, and Python keeps it
+    so, and then Ctrl-C (a test's SIGINT) would stop nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_until(done, run: subprocess.Popen, log: Path) -> None:
+    """Until `done()` holds (an event the workflow writes); fail if Snakemake ends first."""
+    while not done():
+        assert run.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.05)
 
 
 def snakemake(workdir, *args, configfile=TINY, timeout=300) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from doubledescent import cli, config, data, train
 from doubledescent.errors import DataError
@@ -57,11 +56,6 @@ def source_rows(x: np.ndarray, originals: np.ndarray) -> np.ndarray:
     rows = [np.flatnonzero((originals == img).all(axis=1)) for img in flat]
     assert all(len(r) == 1 for r in rows), "a loaded image matches no written one"
     return np.array([r[0] for r in rows])
-
-
-def test_schema_lists_exactly_the_registry():
-    schema = yaml.safe_load(SCHEMA.read_text())
-    assert set(schema["$defs"]["dataset"]["properties"]["name"]["enum"]) == set(data.SOURCES)
 
 
 def test_schema_fills_dataset_defaults():

@@ -7,14 +7,13 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 import pandas as pd
 import pytest
 import yaml
 
 from doubledescent import checkpoint
-from tests.conftest import TINY, snakemake, snakemake_cmd
+from tests.conftest import TINY, sigint_as_in_a_terminal, snakemake, snakemake_cmd, wait_until
 
 EPOCHS = 60
 
@@ -32,13 +31,6 @@ def two_groups(tmp_path):
     return path
 
 
-def wait_until(done, run: subprocess.Popen, log) -> None:
-    """Until `done()` holds (an event the workflow writes); fail if Snakemake ends first."""
-    while not done():
-        assert run.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stop_then_rerun_finishes_and_keeps_finished_groups(tmp_path, sig):
     """Ctrl-C (SIGINT to the process group) kills the running job, which then resumes from
@@ -52,14 +44,12 @@ def test_stop_then_rerun_finishes_and_keeps_finished_groups(tmp_path, sig):
     release.touch()
     log = tmp_path / "snakemake.log"
     with open(log, "w") as out:
-        # SIGINT back to its default in the child, as in a terminal: a suite started in the
-        # background by a non-interactive shell inherits SIGINT ignored, and Python keeps it so.
         run = subprocess.Popen(
             snakemake_cmd(tmp_path, configfile=config),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            preexec_fn=sigint_as_in_a_terminal,
             env={**os.environ, checkpoint.PAUSE_ENV: str(pause)},
         )
     # Stop once Snakemake has recorded data + the small group as done and the wide one has

@@ -6,13 +6,19 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import torch
 import yaml
 
-from doubledescent import progress
-from tests.conftest import REPO, TINY, snakemake, snakemake_cmd
+from doubledescent import checkpoint
+from tests.conftest import (
+    REPO,
+    TINY,
+    sigint_as_in_a_terminal,
+    snakemake,
+    snakemake_cmd,
+    wait_until,
+)
 
 DONE, PENDING, RUNNING = "width~4_norm~none", "width~8_norm~none", "width~256_norm~none"
 
@@ -50,28 +56,31 @@ def test_status_of_a_sweep_stopped_halfway(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     assert "1 done, 0 running, 2 pending\n" in status(tmp_path, config)
 
-    # One core: the costliest group (width 256) starts first, the other waits.
+    # One core: the costliest group (width 256) starts first and pauses after its first
+    # checkpoint (checkpoint.PAUSE_ENV), where the test stops the sweep, on any machine.
     ckpt = results / "checkpoints" / f"{RUNNING}.pt"
-    record = progress.path_for(ckpt)
-    run = subprocess.Popen(
-        snakemake_cmd(tmp_path, "--cores", "1", configfile=config),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and not (
-        ckpt.exists() and (progress.read(record) or {}).get("eta") is not None
-    ):
-        time.sleep(0.2)
-    assert run.poll() is None, "the sweep ended before it could be stopped"
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    (pause / f"{ckpt.name}.pause").touch()
+    log = tmp_path / "snakemake.log"
+    with open(log, "w") as out:
+        run = subprocess.Popen(
+            snakemake_cmd(tmp_path, "--cores", "1", configfile=config),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=sigint_as_in_a_terminal,
+            env={**os.environ, checkpoint.PAUSE_ENV: str(pause)},
+        )
+    wait_until((pause / f"{ckpt.name}.paused").exists, run, log)
     os.killpg(run.pid, signal.SIGINT)
     run.wait(timeout=120)
 
     out = status(tmp_path, config)
     assert "tiny: 3 groups: 1 done, 1 running, 1 pending" in out, out
-    running = re.search(rf"running  {RUNNING}  progress: epoch ([\d.]+)/1500 .* eta (\S+)", out)
-    assert running and 0 < float(running[1]) < 1500, out
+    # The progress as of the checkpoint: its epoch, and an ETA from the epochs before it.
+    running = re.search(rf"running  {RUNNING}  progress: epoch ([\d.]+)/1500 .* eta \d", out)
+    assert running and float(running[1]) == 20, out
     assert re.search(rf"done +{DONE}$", out, re.M) and re.search(rf"pending +{PENDING}$", out, re.M)
     # The figure holds the finished runs at their last epoch and the stopped group's runs
     # at the last evaluation its checkpoint holds.
@@ -79,5 +88,3 @@ def test_status_of_a_sweep_stopped_halfway(tmp_path):
     last = max(r["epoch"] for r in rows)
     assert f"(4 runs, at epochs {last}-1500 of 1500)" in out, out
     assert (results / "status" / "model_wise.png").stat().st_size > 0
-    log = (results / "logs" / "train" / f"{RUNNING}.log").read_text()
-    assert re.search(r"progress: epoch [\d.]+/1500  elapsed \S+  eta \d", log), log

@@ -70,8 +70,9 @@ class Watch:
         if self.clock() >= self.due:
             self.report()
 
-    def report(self) -> None:
-        """Log the progress line and write the progress file now (unless `every` is 0)."""
+    def report(self, log: bool = True) -> None:
+        """Write the progress file now and, with `log`, the progress line (unless `every`
+        is 0)."""
         if not self.every:
             return
         t = self.clock()
@@ -86,7 +87,8 @@ class Watch:
             "eta": eta,
             "updated": now(),
         }
-        self.log(line(record))
+        if log:
+            self.log(line(record))
         if self.path:
             write_json(record, self.path)
 

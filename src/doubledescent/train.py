@@ -431,6 +431,9 @@ def train_group(
             progress.rows.extend(new)
             log(progress_line(new, plan, group.step, progress.elapsed))
         if plan.saves_at(group.step):
+            # The progress file as of the checkpoint, which is what a stopped job resumes
+            # from and what `doubledescent status` reads beside it.
+            watch.report(log=False)
             checkpoint.save(checkpoint_path, spec, group, progress)
     if weights_out:
         reuse.save(weights_out, group.model, runs)
