@@ -259,7 +259,7 @@ width~8_norm~none a083bb64f3fcf33a0da7dfc5565b9b365ec6401e0a08fc9741ff9620644c9e
 def spec_hashes(experiments: dict) -> dict[str, str]:
     return {
         name: "".join(
-            f"{gid} {hashlib.sha256(config.canonical_json(spec).encode()).hexdigest()}\n"
+            f"{gid} {hashlib.sha256(config.rerun_key(spec).encode()).hexdigest()}\n"
             for gid in sorted(config.groups(exp))
             for spec in [config.group_spec(name, exp, gid)]
         )

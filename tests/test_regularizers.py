@@ -163,7 +163,7 @@ TOY = regularizers.Regularizer(
 def default_spec_hashes() -> list[str]:
     experiments = config.load(REPO / "config.yaml", SCHEMA)["experiments"]
     return [
-        hashlib.sha256(config.canonical_json(config.group_spec(n, e, g)).encode()).hexdigest()
+        hashlib.sha256(config.rerun_key(config.group_spec(n, e, g)).encode()).hexdigest()
         for n, e in experiments.items()
         for g in config.groups(e)
     ]

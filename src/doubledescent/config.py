@@ -518,15 +518,9 @@ def _inert() -> tuple[Inert, ...]:
 
 
 def canonical_json(obj) -> str:
-    """A spec (a GroupSpec as its plain_spec) as the workflow's params carry it: only a real
-    change to it triggers a rerun."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_plain)
-
-
-def _plain(obj) -> dict:
-    if isinstance(obj, GroupSpec):
-        return plain_spec(obj)
-    raise TypeError(f"a {type(obj).__name__} is not JSON")
+    """Plain data as the workflow's params carry it: only a real change to it triggers a
+    rerun (a group spec's is rerun_key)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def data_params(exp: dict, label_noise: float | None = None) -> dict:
