@@ -5,8 +5,8 @@ trained for `--epochs` epochs under torch.profiler, one thread. The table splits
 time into the ATen ops' own CPU time by kind (matmuls, elementwise, loss, optimizer, data,
 other) and what is left outside any op: Python, autograd's engine and dispatch; the
 evaluation column is the wall time spent evaluating (its ops are in the kinds too). The last
-columns compare the group's matmul FLOP/s with a bare batched matmul of the widest hidden
-layer's shape, the ceiling issue #15 measures the large widths against.
+columns compare the matmuls' FLOP/s (training and the evaluation) with a bare batched matmul
+of the widest hidden layer's shape, the ceiling issue #15 measures the large widths against.
 
     python benchmarks/profile_widths.py --epochs 3 --widths 4 16 47 135 300
 """
@@ -20,7 +20,7 @@ import torch
 from peers import default_sweep, plain_group
 from torch.profiler import ProfilerActivity, profile
 
-from doubledescent import data, provenance, train
+from doubledescent import architectures, data, provenance, train
 from doubledescent.specs import GroupSpec
 
 # ATen ops by kind: an op whose name (less `aten::` and leading underscores) starts with one
@@ -52,11 +52,14 @@ def bmm_peak(runs: int, batch: int, width: int, repeats: int = 200) -> float:
     return 2 * runs * batch * width * width * repeats / (time.perf_counter() - start) / 1e9
 
 
-def matmul_flops(spec: GroupSpec, n: int, epochs: int, in_features: int, classes: int) -> float:
-    """Forward and backward multiply-adds x 2 of the group's linear layers over its epochs."""
-    h, depth = spec.width, spec.model.options["depth"]
-    per_sample = in_features * h + (depth - 1) * h * h + h * classes
-    return 6.0 * per_sample * len(spec.runs) * n * epochs
+def matmul_flops(spec: GroupSpec, arrays: data.Arrays, epochs: int) -> float:
+    """FLOPs of the group's weights over its epochs (forward and backward: 3 x 2 per
+    multiply-add) and its one evaluation (forward on the train and test sets)."""
+    macs = architectures.forward_macs(
+        spec.model.to_dict(), spec.width, arrays.x_train.shape[1:], arrays.num_classes
+    )
+    samples = 3 * len(arrays.y_train) * epochs + len(arrays.y_train) + len(arrays.y_test)
+    return 2.0 * macs * len(spec.runs) * samples
 
 
 def timed(fn, clock: list[float]):
@@ -86,8 +89,7 @@ def profile_width(exp: dict, width: int, arrays: data.Arrays, epochs: int) -> di
     by_kind = dict.fromkeys([*KINDS, "other"], 0.0)
     for event in prof.key_averages():
         by_kind[kind_of(event.key)] += event.self_cpu_time_total / 1e6
-    n, (in_features,) = len(arrays.y_train), arrays.x_train.shape[1:]
-    flops = matmul_flops(spec, n, epochs, in_features, arrays.num_classes)
+    flops = matmul_flops(spec, arrays, epochs)
     return {
         "wall": wall,
         **by_kind,
