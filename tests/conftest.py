@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 SAMPLEWISE = REPO / "tests" / "configs" / "tiny_samplewise.yaml"
+# The tiny config's table: the target of tests that read no figure (each figure is a job).
+TINY_TABLE = "results/tiny/metrics.parquet"
 
 
 def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
@@ -126,6 +128,21 @@ def finished_workflow(tmp_path_factory, configfile) -> Path:
 
 # The tiny pipelines, run once per session and shared by the tests that read their outputs
 # (tests must not write into them).
+SHARED_RUNS = ("tiny_run", "samplewise_run")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Under pytest-xdist (`-n`, `--dist loadgroup`) the tests that read one shared run go to
+    one worker, which runs it once; a module's own pipeline fixture is shared the same way
+    within its module."""
+    for item in items:
+        for name in item.fixturenames:
+            if name in SHARED_RUNS:
+                item.add_marker(pytest.mark.xdist_group(name))
+            elif name == "pipeline":
+                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.pipeline"))
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The workflow's folder after a run of the tiny config."""

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 
 from doubledescent import gpus
-from tests.conftest import snakemake
+from tests.conftest import TINY_TABLE, snakemake
 
 
 def test_visible_cards_follow_cuda_visible_devices_or_the_driver(tmp_path):
@@ -84,7 +84,7 @@ def test_a_killed_job_frees_its_card(tmp_path):
 def test_training_jobs_each_claim_a_card_in_the_pipeline(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     # One job per group: on a GPU `packing: auto` would make the experiment a single job.
-    proc = snakemake(tmp_path, "--config", "packing=none")
+    proc = snakemake(tmp_path, TINY_TABLE, "--config", "packing=none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert 'Provided resources: gpu=Resource("gpu", 2)' in out  # one job per card at most

@@ -13,7 +13,14 @@ import pytest
 import yaml
 
 from doubledescent import checkpoint
-from tests.conftest import TINY, sigint_as_in_a_terminal, snakemake, snakemake_cmd, wait_until
+from tests.conftest import (
+    TINY,
+    TINY_TABLE,
+    sigint_as_in_a_terminal,
+    snakemake,
+    snakemake_cmd,
+    wait_until,
+)
 
 EPOCHS = 60
 
@@ -71,7 +78,7 @@ def test_stop_then_rerun_finishes_and_keeps_finished_groups(tmp_path, sig):
 
     dry = snakemake(tmp_path, "-n", "--quiet", "rules", configfile=config).stdout
     assert ("train_group" in dry) == (sig == signal.SIGINT), dry
-    rerun = snakemake(tmp_path, configfile=config)
+    rerun = snakemake(tmp_path, TINY_TABLE, configfile=config)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert small.stat().st_mtime_ns == finished  # not retrained
     job_log = (results / "logs" / "train" / "width~16_norm~none.log").read_text()

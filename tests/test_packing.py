@@ -13,7 +13,15 @@ from doubledescent import config, data, estimate, packing, status, train
 from doubledescent.models.padded import PaddedMLP
 from doubledescent.results import METRICS
 from tests import test_cuda
-from tests.conftest import REPO, SCHEMA, TINY, check_tiny_metrics, crash_on_call, snakemake
+from tests.conftest import (
+    REPO,
+    SCHEMA,
+    TINY,
+    TINY_TABLE,
+    check_tiny_metrics,
+    crash_on_call,
+    snakemake,
+)
 from tests.test_train import VARIANTS, experiment
 
 # Both optimizers, every L2 mode, decay of weights or of everything, both batchnorm places,
@@ -182,7 +190,8 @@ def test_the_pipeline_trains_a_packed_experiment_in_one_job(tmp_path):
     cfg = {**yaml.safe_load(TINY.read_text()), "packing": "experiment", "device": "cpu"}
     configfile = tmp_path / "packed.yaml"
     configfile.write_text(yaml.safe_dump(cfg))
-    proc = snakemake(tmp_path, configfile=configfile)
+    provenance = "results/tiny/provenance.json"  # the table and what it records
+    proc = snakemake(tmp_path, TINY_TABLE, provenance, configfile=configfile)
     assert proc.returncode == 0, proc.stderr[-3000:]
     df = check_tiny_metrics(tmp_path)
     tables = sorted(p.name for p in (tmp_path / "results" / "tiny" / "groups").iterdir())

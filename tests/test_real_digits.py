@@ -28,7 +28,7 @@ def test_real_digits_load_as_mnist(tmp_path):
 
 def test_one_hidden_layer_sweep_learns_real_digits(tmp_path):
     write_real_mnist_digits(tmp_path / "data")
-    proc = snakemake(tmp_path, configfile=CONFIG)
+    proc = snakemake(tmp_path, "results/real_mnist/metrics.parquet", configfile=CONFIG)
     assert proc.returncode == 0, proc.stderr[-3000:]
     df = pd.read_parquet(tmp_path / "results" / "real_mnist" / "metrics.parquet")
     final = df[df.epoch == 10].set_index("width")

@@ -21,14 +21,15 @@ from tests.conftest import (
 )
 
 DONE, PENDING, RUNNING = "width~4_norm~none", "width~8_norm~none", "width~256_norm~none"
+EPOCHS = 60  # the running group is stopped at its first checkpoint, epoch 20
 
 
 def sweep(tmp_path):
-    """Three groups; the widest trains long enough to be stopped in the middle."""
+    """Three groups, checkpointing every 20 of their epochs."""
     cfg = yaml.safe_load(TINY.read_text())
     exp = cfg["experiments"]["tiny"]
     exp.update(widths=[4, 8, 256], regularizers={"none": {}})
-    exp["training"].update(epochs=1500, eval_epochs=4)
+    exp["training"].update(epochs=EPOCHS, eval_epochs=4)  # evaluated at epochs 1, 4, 15, 60
     cfg.update(checkpoint_every=20, progress_every=0.05)
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -79,12 +80,12 @@ def test_status_of_a_sweep_stopped_halfway(tmp_path):
     out = status(tmp_path, config)
     assert "tiny: 3 groups: 1 done, 1 running, 1 pending" in out, out
     # The progress as of the checkpoint: its epoch, and an ETA from the epochs before it.
-    running = re.search(rf"running  {RUNNING}  progress: epoch ([\d.]+)/1500 .* eta \d", out)
+    running = re.search(rf"running  {RUNNING}  progress: epoch ([\d.]+)/{EPOCHS} .* eta \d", out)
     assert running and float(running[1]) == 20, out
     assert re.search(rf"done +{DONE}$", out, re.M) and re.search(rf"pending +{PENDING}$", out, re.M)
     # The figure holds the finished runs at their last epoch and the stopped group's runs
     # at the last evaluation its checkpoint holds.
     rows = torch.load(ckpt, weights_only=False)["progress"]["rows"]
     last = max(r["epoch"] for r in rows)
-    assert f"(4 runs, at epochs {last}-1500 of 1500)" in out, out
+    assert last == 15 and f"(4 runs, at epochs {last}-{EPOCHS} of {EPOCHS})" in out, out
     assert (results / "status" / "model_wise.png").stat().st_size > 0

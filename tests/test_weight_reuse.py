@@ -173,7 +173,7 @@ def train_jobs(proc) -> set[str]:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("reuse")
-    proc = snakemake(workdir, configfile=CONFIG)
+    proc = snakemake(workdir, "results/tiny_reuse/metrics.parquet", configfile=CONFIG)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
 
