@@ -43,6 +43,16 @@ def snakemake_cmd(workdir, *args, configfile=TINY) -> list[str]:
     return cmd
 
 
+def smaller_tiny(folder: Path, **changes) -> Path:
+    """The tiny config with `changes` to its experiment (fewer widths or regularizers, where a
+    test needs only a few groups), written to `folder`."""
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["experiments"]["tiny"].update(changes)
+    path = folder / "smaller_tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 def sigint_as_in_a_terminal() -> None:
     """A child's preexec_fn: SIGINT back to its default, as in a terminal. A suite started in
     the background by a non-interactive shell inherits SIGINT ignored, and Python keeps it

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 
 from doubledescent import gpus
-from tests.conftest import TINY_TABLE, snakemake
+from tests.conftest import TINY_TABLE, smaller_tiny, snakemake
 
 
 def test_visible_cards_follow_cuda_visible_devices_or_the_driver(tmp_path):
@@ -83,14 +83,15 @@ def test_a_killed_job_frees_its_card(tmp_path):
 
 def test_training_jobs_each_claim_a_card_in_the_pipeline(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    # One job per group: on a GPU `packing: auto` would make the experiment a single job.
-    proc = snakemake(tmp_path, TINY_TABLE, "--config", "packing=none")
+    # Two groups, one job each: on a GPU `packing: auto` would make the experiment one job.
+    two_groups = smaller_tiny(tmp_path, widths=[4, 32], regularizers={"none": {}})
+    proc = snakemake(tmp_path, TINY_TABLE, "--config", "packing=none", configfile=two_groups)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert 'Provided resources: gpu=Resource("gpu", 2)' in out  # one job per card at most
     logs = sorted((tmp_path / "results" / "tiny" / "logs" / "train").glob("*.log"))
     claimed = [line for log in logs for line in log.read_text().splitlines() if "on GPU" in line]
-    assert len(claimed) == len(logs) > 1
+    assert len(claimed) == len(logs) == 2
     assert {line.split()[3] for line in claimed} <= {"0", "1"}
     df = pd.read_parquet(tmp_path / "results" / "tiny" / "metrics.parquet")
     assert (df.device == "cpu").all()  # torch sees no CUDA here: the simulated cards are unused
