@@ -115,6 +115,8 @@ class Group:
     # CPU so that checking them each step never waits for the GPU.
     frozen: torch.Tensor | None = None
     bf16: bool = False  # forward passes of training under bfloat16 autocast
+    # The model's hand-written forward and backward (models.mlp) instead of autograd's.
+    by_hand: bool = False
 
 
 def uses_bf16(precision: str, model: str, device: torch.device) -> bool:
@@ -157,20 +159,31 @@ def make_group(
     masks = [h.mask for h in hooks if h.mask is not None]
     if len(masks) > 1:
         raise ValueError("two regularizers draw masks; the models take one source of them")
+    mask = masks[0] if masks else None
+    bf16 = uses_bf16(tr.precision, spec.model.name, torch.device(device))
     return Group(
         runs=runs,
         training=tr,
         model=model,
         optimizer=optim.make(model.parameters(), tr),
         hooks=hooks,
-        mask=masks[0] if masks else None,
+        mask=mask,
         order_gens=[generator(r.seed, "order") for r in runs],
         dropout_gens=dropout_gens,
         augment_gens=[generator(r.seed, "augment", device) for r in runs],
         diverged_epoch=[None] * len(runs),
         frozen=torch.zeros(len(runs), dtype=torch.bool),
-        bf16=uses_bf16(tr.precision, spec.model.name, torch.device(device)),
+        bf16=bf16,
+        by_hand=trains_by_hand(model, mask, bf16),
     )
+
+
+def trains_by_hand(model: nn.Module, mask, bf16: bool) -> bool:
+    """Whether the step takes the model's hand-written backward: where it has one that
+    applies, in full precision (autocast is autograd's), with dropout masks it can apply
+    in place (a regularizer's own mask source may not)."""
+    has = getattr(model, "has_hand_backward", None)
+    return bool(has and has()) and not bf16 and (mask is None or hasattr(mask, "apply_"))
 
 
 def stacked_model(
@@ -213,17 +226,26 @@ def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
 def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     """One optimizer step for all runs at once."""
     batch = yb.shape[1]
-    # Autocast on the device the batch lives on: the same code path on CUDA and the CPU.
-    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=group.bf16):
-        logits = group.model(xb, group.mask)
-    logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
+    model = group.model
+    if group.by_hand:  # autograd only from the loss to the logits
+        logits, inputs = model.train_forward(xb, group.mask)
+        logits.requires_grad_()
+    else:
+        # Autocast on the device the batch lives on: the same code path on CUDA and the CPU.
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=group.bf16):
+            logits = model(xb, group.mask)
+        logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
     losses = sample_losses(logits, yb, group.training.loss)
     for hook in group.hooks:
         losses = hook.loss(losses, logits, yb)
     # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
     loss = losses.sum() / batch
     group.optimizer.zero_grad()
-    loss.backward()
+    if group.by_hand:
+        (grad,) = torch.autograd.grad(loss, logits)
+        model.train_backward(inputs, grad, group.mask)
+    else:
+        loss.backward()
     lr = learning_rate(group.training, group.step)
     group.optimizer.lr = lr
     for hook in group.hooks:

@@ -54,19 +54,36 @@ class NarrowLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         h, w = ctx.saved_tensors
-        grad = grad.to(h.dtype)
-        grad_h = torch.bmm(grad, w.mT) if ctx.needs_input_grad[0] else None
-        grad_w = torch.bmm(grad.mT, h).mT
-        return grad_h, grad_w, grad.sum(1, keepdim=True)
+        return narrow_backward(h, w, grad.to(h.dtype), ctx.needs_input_grad[0])
+
+
+def narrow_backward(h, w, grad, input_grad: bool):
+    """NarrowLinear's gradients (h, w, b); the weight's as (grad^T h)^T, short side first."""
+    grad_h = torch.bmm(grad, w.mT) if input_grad else None
+    return grad_h, torch.bmm(grad.mT, h).mT, grad.sum(1, keepdim=True)
+
+
+def is_narrow(w: torch.Tensor) -> bool:
+    return w.shape[2] < NARROW_OUT and w.shape[1] >= WIDE_IN
 
 
 def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """h @ w + b per run; per-run batches take one fused baddbmm, shared inputs broadcast."""
     if h.dim() == 3:
-        if w.shape[2] < NARROW_OUT and w.shape[1] >= WIDE_IN:
+        if is_narrow(w):
             return NarrowLinear.apply(h, w, b)
         return torch.baddbmm(b, h, w)
     return torch.matmul(h, w) + b
+
+
+def linear_backward(h, w, b, grad, input_grad: bool = True):
+    """The gradients (h, w, b) of `linear` on per-run batches h (R, B, fan_in), given the
+    gradient of its output: the products autograd's backward of the same call computes
+    (so a hand-written backward matches it bit for bit); h's is None without `input_grad`."""
+    if is_narrow(w):
+        return narrow_backward(h, w, grad, input_grad)
+    grad_h = torch.bmm(grad, w.mT) if input_grad else None
+    return grad_h, torch.bmm(h.mT, grad), grad.sum_to_size(b.shape)
 
 
 INITS = ("torch", "glorot_uniform")

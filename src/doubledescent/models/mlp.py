@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -11,6 +13,7 @@ from doubledescent.models.layers import (
     StackedLinear,
     StackedNetwork,
     dropout,
+    linear_backward,
 )
 
 
@@ -45,14 +48,57 @@ class StackedMLP(StackedNetwork):
             StackedBatchNorm(n_runs, width) if batchnorm else nn.Identity() for _ in range(depth)
         )
 
+    # A padded stack's per-run hidden widths (models.padded): its masks are drawn at each
+    # run's own width. None: every run has the stack's width.
+    widths: list[int] | None = None
+
     def forward(self, x: torch.Tensor, mask: Mask | None = None) -> torch.Tensor:
         """x: (R, B, in) per-run batches, or (B, in) shared by all runs -> (R, B, classes)."""
+        if mask is not None and self.widths is not None:
+            mask = functools.partial(mask, widths=self.widths)
         h = x
         for linear, norm in zip(self.linears, self.norms):
             z = linear(h)
             h = norm(torch.relu(z)) if self.norm_after else torch.relu(norm(z))
             h = dropout(h, mask)
         return self.linears[-1](h)
+
+    # A hand-written training step (train.train_step takes it where it applies): autograd's
+    # graph and its temporaries cost more than the arithmetic below h ~ 50, and at large
+    # widths the activations take in-place ReLU and dropout on the dropping runs only.
+
+    def has_hand_backward(self) -> bool:
+        """Whether `train_forward`/`train_backward` apply: not with batchnorm."""
+        return all(isinstance(norm, nn.Identity) for norm in self.norms)
+
+    @torch.no_grad()
+    def train_forward(self, x: torch.Tensor, mask) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """forward(x, mask) on per-run batches without a graph: the logits and the layers'
+        inputs for `train_backward`. `mask` is None or regularizers.dropout_masks'."""
+        inputs = [x]
+        for linear in self.linears[:-1]:
+            h = linear(inputs[-1]).clamp_min_(0)  # ReLU in place: torch.relu's numbers
+            if mask is not None:
+                mask.apply_(h, self.widths)
+            inputs.append(h)
+        return self.linears[-1](inputs[-1]), inputs
+
+    @torch.no_grad()
+    def train_backward(self, inputs: list[torch.Tensor], grad: torch.Tensor, mask) -> None:
+        """Set every parameter's .grad from the logits' gradient `grad`, as autograd would
+        through `forward`: each ReLU's backward against its (dropped) output zeroes the
+        dropped units too, and the kept ones take their run's dropout scale."""
+        for i in reversed(range(len(self.linears))):
+            layer = self.linears[i]
+            if i < len(self.linears) - 1:
+                grad = torch.ops.aten.threshold_backward(grad, inputs[i + 1], 0)
+                if mask is not None:
+                    mask.scale_grad_(grad)
+            grad, grad_w, layer.bias.grad = linear_backward(
+                inputs[i], layer.weight, layer.bias, grad, input_grad=i > 0
+            )
+            # In the weight's own layout, as autograd stores a transposed gradient.
+            layer.weight.grad = grad_w.contiguous()
 
 
 def options(spec: dict) -> dict:

@@ -19,13 +19,11 @@ the same numbers as unpadded) and its dropout masks are drawn at its own width.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
 from doubledescent.models import mlp
-from doubledescent.models.layers import Mask, StackedBatchNorm
+from doubledescent.models.layers import StackedBatchNorm
 from doubledescent.models.mlp import StackedMLP
 
 
@@ -92,11 +90,6 @@ class PaddedMLP(StackedMLP):
             p[run] = 0
         for name, p in alone.named_parameters():
             mine[name][run][tuple(slice(0, n) for n in p.shape[1:])] = p[0]
-
-    def forward(self, x: torch.Tensor, mask: Mask | None = None) -> torch.Tensor:
-        if mask is not None:  # each run's masks at its own width, as unpadded
-            mask = functools.partial(mask, widths=self.widths)
-        return super().forward(x, mask)
 
 
 def build(*, widths, batchnorms, input_shape, num_classes, spec) -> PaddedMLP:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from doubledescent.regularizers.base import Context, Hooks, Param, Regularizer
+from doubledescent.regularizers.base import Context, Hooks, Param, Regularizer, spans
 
 L2_MODES = {
     "coupled": "added to the gradient",
@@ -21,20 +21,24 @@ class L2(Hooks):
         self.mode = tr.l2_mode
         self.decayed = list(model.parameters()) if tr.decay == "all" else model.decayed_parameters()
         wd = [r.weight_decay for r in runs]
-        self.weight_decay = torch.tensor(wd, dtype=context.dtype, device=context.device)
+        weight_decay = torch.tensor(wd, dtype=context.dtype, device=context.device)
+        # Only the decaying runs' slices (runs along dim 0 of every parameter): in the
+        # default groups a third of the runs.
+        self.spans = [(s, weight_decay[s]) for s in spans(wd)]
 
     def update(self, lr: float) -> None:
-        """Each run's weight decay on its slice (runs along dim 0 of every parameter)."""
+        """Each decaying run's weight decay on its slice."""
         import torch
 
         with torch.no_grad():
             for p in self.decayed:
-                wd = self.weight_decay.view(-1, *[1] * (p.dim() - 1))
-                if self.mode == "decoupled":
-                    # As torch.optim.AdamW: shrink the weights themselves, bypassing the moments.
-                    p.mul_(1 - lr * wd)
-                else:
-                    p.grad.addcmul_(p, wd, value=L2_GRADIENT[self.mode])
+                for span, wd in self.spans:
+                    wd = wd.view(-1, *[1] * (p.dim() - 1))
+                    if self.mode == "decoupled":
+                        # As torch.optim.AdamW: shrink the weights themselves, not the moments.
+                        p[span].mul_(1 - lr * wd)
+                    else:
+                        p.grad[span].addcmul_(p[span], wd, value=L2_GRADIENT[self.mode])
 
 
 def setup(runs: list, context: Context) -> L2 | None:
