@@ -79,3 +79,14 @@ def test_where_the_trainer_takes_it():
     assert not by_hand({"none": {}}, training={"precision": "bf16"})  # autocast is autograd's
     # A regularizer's own mask source, without the in-place form, keeps autograd.
     assert not by_hand({"dropout": {"dropout": 0.1}}, mask=lambda shape: torch.ones(shape))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("labels", [(9, 100), (100,)])  # per-run labels, or shared
+def test_the_written_out_cross_entropy_gradient_is_autograds(dtype, labels):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(9, 100, 10, dtype=dtype, generator=gen, requires_grad=True)
+    y = torch.randint(0, 10, labels, generator=gen)
+    loss = train.sample_losses(logits, y, "cross_entropy").sum() / 100
+    (expected,) = torch.autograd.grad(loss, logits)
+    assert torch.equal(train.cross_entropy_gradient(logits.detach(), y), expected)

@@ -19,26 +19,28 @@ class L2(Hooks):
 
         model, tr = context.model, context.training
         self.mode = tr.l2_mode
-        self.decayed = list(model.parameters()) if tr.decay == "all" else model.decayed_parameters()
+        decayed = list(model.parameters()) if tr.decay == "all" else model.decayed_parameters()
         wd = [r.weight_decay for r in runs]
         weight_decay = torch.tensor(wd, dtype=context.dtype, device=context.device)
-        # Only the decaying runs' slices (runs along dim 0 of every parameter): in the
-        # default groups a third of the runs.
-        self.spans = [(s, weight_decay[s]) for s in spans(wd)]
+        # Only the decaying runs' slices (runs along dim 0 of every parameter; in the
+        # default groups a third of the runs), their views and coefficients made once.
+        self.slices = [
+            (p, s, p[s], weight_decay[s].view(-1, *[1] * (p.dim() - 1)))
+            for p in decayed
+            for s in spans(wd)
+        ]
 
     def update(self, lr: float) -> None:
         """Each decaying run's weight decay on its slice."""
         import torch
 
         with torch.no_grad():
-            for p in self.decayed:
-                for span, wd in self.spans:
-                    wd = wd.view(-1, *[1] * (p.dim() - 1))
-                    if self.mode == "decoupled":
-                        # As torch.optim.AdamW: shrink the weights themselves, not the moments.
-                        p[span].mul_(1 - lr * wd)
-                    else:
-                        p.grad[span].addcmul_(p[span], wd, value=L2_GRADIENT[self.mode])
+            for p, span, mine, wd in self.slices:
+                if self.mode == "decoupled":
+                    # As torch.optim.AdamW: shrink the weights themselves, not the moments.
+                    mine.mul_(1 - lr * wd)
+                else:
+                    p.grad[span].addcmul_(mine, wd, value=L2_GRADIENT[self.mode])
 
 
 def setup(runs: list, context: Context) -> L2 | None:
