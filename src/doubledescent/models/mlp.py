@@ -68,34 +68,45 @@ class StackedMLP(StackedNetwork):
     # widths the activations take in-place ReLU and dropout on the dropping runs only.
 
     def has_hand_backward(self) -> bool:
-        """Whether `train_forward`/`train_backward` apply: not with batchnorm."""
-        return all(isinstance(norm, nn.Identity) for norm in self.norms)
+        """Whether `train_forward`/`train_backward` apply: plain layers, or batchnorm before
+        each ReLU in every run. (After it, a dropped unit is no longer known from its output
+        alone; a pack's switched batchnorm keeps autograd too.)"""
+        kinds = {type(norm) for norm in self.norms}
+        return kinds <= {nn.Identity} or (kinds == {StackedBatchNorm} and not self.norm_after)
 
     @torch.no_grad()
-    def train_forward(self, x: torch.Tensor, mask) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """forward(x, mask) on per-run batches without a graph: the logits and the layers'
-        inputs for `train_backward`. `mask` is None or regularizers.dropout_masks'."""
-        inputs = [x]
-        for linear in self.linears[:-1]:
-            h = linear(inputs[-1]).clamp_min_(0)  # ReLU in place: torch.relu's numbers
+    def train_forward(self, x: torch.Tensor, mask) -> tuple[torch.Tensor, list]:
+        """forward(x, mask) on per-run batches without a graph: the logits and what
+        `train_backward` needs (per hidden layer its input, and batchnorm's saved
+        statistics). `mask` is None or regularizers.dropout_masks'."""
+        h, tape = x, []
+        for linear, norm in zip(self.linears, self.norms):
+            z, stats = linear(h), None
+            if isinstance(norm, StackedBatchNorm):
+                z, stats = norm.train_forward(z)
+            tape.append((h, stats))
+            h = z.clamp_min_(0)  # ReLU in place: torch.relu's numbers
             if mask is not None:
                 mask.apply_(h, self.widths)
-            inputs.append(h)
-        return self.linears[-1](inputs[-1]), inputs
+        tape.append((h, None))
+        return self.linears[-1](h), tape
 
     @torch.no_grad()
-    def train_backward(self, inputs: list[torch.Tensor], grad: torch.Tensor, mask) -> None:
+    def train_backward(self, tape: list, grad: torch.Tensor, mask) -> None:
         """Set every parameter's .grad from the logits' gradient `grad`, as autograd would
         through `forward`: each ReLU's backward against its (dropped) output zeroes the
         dropped units too, and the kept ones take their run's dropout scale."""
         for i in reversed(range(len(self.linears))):
-            layer = self.linears[i]
+            layer, (h, _) = self.linears[i], tape[i]
             if i < len(self.linears) - 1:
-                grad = torch.ops.aten.threshold_backward(grad, inputs[i + 1], 0)
+                grad = torch.ops.aten.threshold_backward(grad, tape[i + 1][0], 0)
                 if mask is not None:
                     mask.scale_grad_(grad)
+                stats = tape[i][1]
+                if stats is not None:
+                    grad = self.norms[i].train_backward(grad, stats)
             grad, grad_w, layer.bias.grad = linear_backward(
-                inputs[i], layer.weight, layer.bias, grad, input_grad=i > 0
+                h, layer.weight, layer.bias, grad, input_grad=i > 0
             )
             # In the weight's own layout, as autograd stores a transposed gradient.
             layer.weight.grad = grad_w.contiguous()
