@@ -73,7 +73,7 @@ def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if is_narrow(w):
             return NarrowLinear.apply(h, w, b)
         return torch.baddbmm(b, h, w)
-    return torch.matmul(h, w) + b
+    return torch.matmul(h, w).add_(b)
 
 
 def linear_backward(h, w, b, grad, input_grad: bool = True):

@@ -56,10 +56,12 @@ class StackedMLP(StackedNetwork):
         """x: (R, B, in) per-run batches, or (B, in) shared by all runs -> (R, B, classes)."""
         if mask is not None and self.widths is not None:
             mask = functools.partial(mask, widths=self.widths)
+        # Without a graph (evaluation), ReLU in place: the same numbers, no new tensor.
+        relu = torch.relu if torch.is_grad_enabled() else torch.relu_
         h = x
         for linear, norm in zip(self.linears, self.norms):
             z = linear(h)
-            h = norm(torch.relu(z)) if self.norm_after else torch.relu(norm(z))
+            h = norm(relu(z)) if self.norm_after else relu(norm(z))
             h = dropout(h, mask)
         return self.linears[-1](h)
 
