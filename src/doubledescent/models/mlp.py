@@ -101,7 +101,9 @@ class StackedMLP(StackedNetwork):
         for i in reversed(range(len(self.linears))):
             layer, (h, _) = self.linears[i], tape[i]
             if i < len(self.linears) - 1:
-                grad = torch.ops.aten.threshold_backward(grad, tape[i + 1][0], 0)
+                # In place: the gradient is this step's own tensor (as autograd's, out of it).
+                relu_backward = torch.ops.aten.threshold_backward.grad_input
+                grad = relu_backward(grad, tape[i + 1][0], 0, grad_input=grad)
                 if mask is not None:
                     mask.scale_grad_(grad)
                 stats = tape[i][1]
