@@ -6,9 +6,9 @@ with the same numbers:
 
 - `masks(shape)`: (R, *shape) inverted-dropout masks to multiply into stacked activations
   (ones for the runs without dropout), for models trained through autograd;
-- `masks.apply_(h)` in place on stacked activations (R, B, *S), touching only the dropping
-  runs' slices, and `masks.scale_grad_(g)` for a hand-written backward (models.mlp): with
-  a third of a group's runs dropping, that is a third of the passes.
+- `masks.apply_(h)` in place on stacked activations (R, B, *S) and `masks.scale_grad_(g)`
+  for a hand-written backward (models.mlp); in a group, whose dropping runs are one slice,
+  these touch only that slice: with a third of the runs dropping, a third of the passes.
 """
 
 from __future__ import annotations
@@ -61,27 +61,24 @@ class DropoutMasks:
         return u
 
     def apply_(self, h: torch.Tensor, widths: list[int] | None = None) -> None:
-        """Multiply the dropping runs' slices of `h` (R, B, *S) by their masks in place;
-        with `widths`, each run's first `widths[i]` of the last dim only (the rest is
-        padding, 0)."""
-        if widths is not None:
-            for i in self.dropping:
-                view = h[i, ..., : widths[i]]
-                view.mul_(self.mask_of(i, view.shape))
+        """Multiply `h` (R, B, *S) by the masks in place. The dropping runs as one slice
+        (a group's: its runs are sorted by variant) touch only that slice; otherwise (a
+        pack's runs, zero-padded to `widths` or not) the whole stack takes `__call__`'s
+        masks in one multiply, fewer ops where there are many runs."""
+        if widths is not None or len(self.spans) != 1:
+            h.mul_(self(h.shape[1:], widths))
             return
-        for span, rate, scale in self.spans:
-            u = torch.empty(h[span].shape, device=self.device)
-            for j, i in enumerate(range(span.start, span.stop)):
-                torch.rand(u.shape[1:], generator=self.gens[i], out=u[j])
-            h[span].mul_(u.ge_(rate).to(self.dtype).mul_(scale))
-
-    def mask_of(self, i: int, shape) -> torch.Tensor:
-        """Run i's mask of one shape, drawn as `__call__` draws it."""
-        u = torch.rand(shape, generator=self.gens[i], device=self.device)
-        return u.ge_(self.rate[i]).to(self.dtype).mul_(self.scale[i])
+        ((span, rate, scale),) = self.spans
+        u = torch.empty(h[span].shape, device=self.device)
+        for j, i in enumerate(range(span.start, span.stop)):
+            torch.rand(u.shape[1:], generator=self.gens[i], out=u[j])
+        h[span].mul_(u.ge_(rate).to(self.dtype).mul_(scale))
 
     def scale_grad_(self, g: torch.Tensor) -> None:
         """The masks' gradient where `g` is already 0 at every dropped unit (a ReLU's
-        backward against the dropped output): the dropping runs' scale."""
-        for span, _, scale in self.spans:
+        backward against the dropped output): each dropping run's scale (1 elsewhere)."""
+        if len(self.spans) == 1:
+            ((span, _, scale),) = self.spans
             g[span].mul_(scale)
+        else:
+            g.mul_(self.scale.view(-1, *[1] * (g.dim() - 1)))

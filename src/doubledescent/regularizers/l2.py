@@ -22,12 +22,13 @@ class L2(Hooks):
         decayed = list(model.parameters()) if tr.decay == "all" else model.decayed_parameters()
         wd = [r.weight_decay for r in runs]
         weight_decay = torch.tensor(wd, dtype=context.dtype, device=context.device)
-        # Only the decaying runs' slices (runs along dim 0 of every parameter; in the
-        # default groups a third of the runs), their views and coefficients made once.
+        # The decaying runs (runs along dim 0 of every parameter) where they are one slice,
+        # as in a group (its runs are sorted by variant; a third of the default groups'
+        # runs): only that slice. Else (a pack's runs) every run, the others at 0, in one op
+        # per parameter. Views and coefficients made once.
+        (span,) = spans(wd) if len(spans(wd)) == 1 else [slice(None)]
         self.slices = [
-            (p, s, p[s], weight_decay[s].view(-1, *[1] * (p.dim() - 1)))
-            for p in decayed
-            for s in spans(wd)
+            (p, span, p[span], weight_decay[span].view(-1, *[1] * (p.dim() - 1))) for p in decayed
         ]
 
     def update(self, lr: float) -> None:
