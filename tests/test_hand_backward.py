@@ -66,9 +66,13 @@ def test_the_hand_written_step_is_autograds_bit_for_bit(small_data, case):
         assert_same_as_autograd(config.group_spec("t", exp, gid), small_data)
 
 
-def test_a_padded_pack_too(small_data):
-    plain = {name: v for name, v in DROPOUT_L2.items() if not v.get("batchnorm")}
-    exp = experiment(plain, widths=(3, 7, 70))
+@pytest.mark.parametrize("norms", ["plain", "batchnorm", "mixed"])
+def test_a_padded_pack_too(small_data, norms):
+    """A pack of plain groups, of batchnorm groups, and of both (models.padded's switched
+    batchnorm)."""
+    keep = {"plain": [False], "batchnorm": [True], "mixed": [False, True]}[norms]
+    regs = {name: v for name, v in DROPOUT_L2.items() if v.get("batchnorm", False) in keep}
+    exp = experiment(regs, widths=(3, 7, 70))
     assert_same_as_autograd(packing.job_spec("t", exp, "pack"), small_data)
 
 

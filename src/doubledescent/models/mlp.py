@@ -70,11 +70,12 @@ class StackedMLP(StackedNetwork):
     # widths the activations take in-place ReLU and dropout on the dropping runs only.
 
     def has_hand_backward(self) -> bool:
-        """Whether `train_forward`/`train_backward` apply: plain layers, or batchnorm before
-        each ReLU in every run. (After it, a dropped unit is no longer known from its output
-        alone; a pack's switched batchnorm keeps autograd too.)"""
-        kinds = {type(norm) for norm in self.norms}
-        return kinds <= {nn.Identity} or (kinds == {StackedBatchNorm} and not self.norm_after)
+        """Whether `train_forward`/`train_backward` apply: plain layers, or batchnorm (with
+        a hand-written step of its own) before each ReLU. After it, a dropped unit is no
+        longer known from its output alone."""
+        if all(isinstance(norm, nn.Identity) for norm in self.norms):
+            return True
+        return not self.norm_after and all(hasattr(norm, "train_forward") for norm in self.norms)
 
     @torch.no_grad()
     def train_forward(self, x: torch.Tensor, mask) -> tuple[torch.Tensor, list]:
@@ -84,7 +85,7 @@ class StackedMLP(StackedNetwork):
         h, tape = x, []
         for linear, norm in zip(self.linears, self.norms):
             z, stats = linear(h), None
-            if isinstance(norm, StackedBatchNorm):
+            if not isinstance(norm, nn.Identity):
                 z, stats = norm.train_forward(z)
             tape.append((h, stats))
             h = z.clamp_min_(0)  # ReLU in place: torch.relu's numbers

@@ -37,6 +37,16 @@ class SwitchedBatchNorm(StackedBatchNorm):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.where(self.on, super().forward(h), h)
 
+    def train_forward(self, h: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        out, saved = super().train_forward(h)
+        return torch.where(self.on, out, h), saved
+
+    def train_backward(self, grad: torch.Tensor, saved: tuple) -> torch.Tensor:
+        """`torch.where`'s backward, as autograd's: the switched-on runs' gradient through
+        batchnorm, the others' straight through (each side 0 on the other's runs)."""
+        through = super().train_backward(torch.where(self.on, grad, 0), saved)
+        return through + torch.where(self.on, 0, grad)
+
 
 class PaddedMLP(StackedMLP):
     """R MLPs of `depth` hidden layers of widths `widths[r]`, batchnorm where `batchnorms[r]`."""
