@@ -3,7 +3,9 @@
 The same work for each, one torch (or XLA) thread, interleaved width by width in one
 invocation so all meet the same machine: at each width of the default sweep, the 9 runs of
 its plain group (3 seeds x none / L2 5e-4 / dropout 0.1), MLP 40 -> h -> h -> 10 on the
-4000 MNIST-1D training samples, batch 100, SGD lr 0.01 momentum 0.9, `--epochs` epochs.
+4000 MNIST-1D training samples, batch 100, SGD lr 0.01 momentum 0.9, `--epochs` epochs,
+then each run's error on the training and the 12000 test samples (train_group evaluates
+once at the end here, so every peer does too).
 
   project    doubledescent.train.train_group (stacked weights, batched matmuls)
   tutorial   one nn.Module per run, DataLoader, torch.optim.SGD (benchmarks/sweep_speed.py)
@@ -98,6 +100,7 @@ def time_torch_func(spec: GroupSpec, arrays: data.Arrays) -> float:
         return h @ ps[-2] + ps[-1]
 
     batched = torch.func.vmap(forward, in_dims=(0, 0, 0), randomness="different")
+    evaluated = torch.func.vmap(forward, in_dims=(0, 0, None), randomness="different")
     opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, fused=True)
     start = time.perf_counter()
     for _ in range(spec.training.epochs):
@@ -112,7 +115,19 @@ def time_torch_func(spec: GroupSpec, arrays: data.Arrays) -> float:
                 for w in params[::2]:
                     w.grad.add_(w * wd.view(-1, 1, 1))
             opt.step()
+    with torch.no_grad():  # the final evaluation, as the other peers'
+        for xs, ys in eval_sets(arrays):
+            (
+                evaluated(params, torch.zeros_like(rates), torch.from_numpy(xs)).argmax(-1).numpy()
+                != ys
+            ).mean(1)
     return time.perf_counter() - start
+
+
+def eval_sets(arrays: data.Arrays) -> list:
+    """What every peer evaluates once at the end, as train_group does: each run's error on
+    the training and the test set."""
+    return [(arrays.x_train, arrays.y_train), (arrays.x_test, arrays.y_test)]
 
 
 def jax_epochs(spec: GroupSpec, arrays: data.Arrays) -> tuple[float, float]:
@@ -129,14 +144,21 @@ def jax_epochs(spec: GroupSpec, arrays: data.Arrays) -> tuple[float, float]:
     rates = jnp.asarray([r.dropout for r in runs])
     wd = jnp.asarray([r.weight_decay for r in runs])
 
-    def loss_fn(ps, key, rate, xb, yb):
+    def forward(ps, key, rate, xb):
         h = xb
         for i in range(0, len(ps) - 2, 2):
             h = jax.nn.relu(h @ ps[i] + ps[i + 1])
-            key, sub = jax.random.split(key)
-            h = h * (jax.random.uniform(sub, h.shape) >= rate) / (1 - rate)
-        logits = h @ ps[-2] + ps[-1]
+            if key is not None:
+                key, sub = jax.random.split(key)
+                h = h * (jax.random.uniform(sub, h.shape) >= rate) / (1 - rate)
+        return h @ ps[-2] + ps[-1]
+
+    def loss_fn(ps, key, rate, xb, yb):
+        logits = forward(ps, key, rate, xb)
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], 1))
+
+    def errors(ps, xs, ys):  # the final evaluation, as the other peers'
+        return jnp.mean(jnp.argmax(forward(ps, None, 0.0, xs), -1) != ys)
 
     def epoch(ps, bufs, key, rate, decay):
         perm_key, key = jax.random.split(key)
@@ -155,16 +177,19 @@ def jax_epochs(spec: GroupSpec, arrays: data.Arrays) -> tuple[float, float]:
         return ps, bufs, key
 
     step = jax.jit(jax.vmap(epoch))
+    evaluate = jax.jit(jax.vmap(errors, in_axes=(0, None, None)))
+    sets = [(jnp.asarray(xs), jnp.asarray(ys)) for xs, ys in eval_sets(arrays)]
     bufs = [jnp.zeros_like(p) for p in params]
     keys = jax.random.split(jax.random.PRNGKey(0), len(runs))
     start = time.perf_counter()
     compiled = step.lower(params, bufs, keys, rates, wd).compile()
+    evaluators = [evaluate.lower(params, *xy).compile() for xy in sets]
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     state = (params, bufs, keys)
     for _ in range(spec.training.epochs):
         state = compiled(*state, rates, wd)
-    jax.block_until_ready(state)
+    jax.block_until_ready([ev(state[0], *xy) for ev, xy in zip(evaluators, sets)])
     return compile_seconds, time.perf_counter() - start
 
 

@@ -199,3 +199,16 @@ def test_the_registry_is_torch_free():
     code = "import sys, doubledescent.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([0, 0.1, 0.1, 0, 0.2], [slice(1, 3), slice(4, 5)]),
+        ([0.5, 0.5, 0.5], [slice(0, 3)]),
+        ([0, 0], []),
+        ([], []),
+    ],
+)
+def test_spans_are_the_slices_of_consecutive_runs_where_a_parameter_is_on(values, expected):
+    assert regularizers.base.spans(values) == expected

@@ -115,6 +115,8 @@ class Group:
     # CPU so that checking them each step never waits for the GPU.
     frozen: torch.Tensor | None = None
     bf16: bool = False  # forward passes of training under bfloat16 autocast
+    # The model's hand-written forward and backward (models.mlp) instead of autograd's.
+    by_hand: bool = False
 
 
 def uses_bf16(precision: str, model: str, device: torch.device) -> bool:
@@ -157,20 +159,31 @@ def make_group(
     masks = [h.mask for h in hooks if h.mask is not None]
     if len(masks) > 1:
         raise ValueError("two regularizers draw masks; the models take one source of them")
+    mask = masks[0] if masks else None
+    bf16 = uses_bf16(tr.precision, spec.model.name, torch.device(device))
     return Group(
         runs=runs,
         training=tr,
         model=model,
         optimizer=optim.make(model.parameters(), tr),
         hooks=hooks,
-        mask=masks[0] if masks else None,
+        mask=mask,
         order_gens=[generator(r.seed, "order") for r in runs],
         dropout_gens=dropout_gens,
         augment_gens=[generator(r.seed, "augment", device) for r in runs],
         diverged_epoch=[None] * len(runs),
         frozen=torch.zeros(len(runs), dtype=torch.bool),
-        bf16=uses_bf16(tr.precision, spec.model.name, torch.device(device)),
+        bf16=bf16,
+        by_hand=trains_by_hand(model, mask, bf16),
     )
+
+
+def trains_by_hand(model: nn.Module, mask, bf16: bool) -> bool:
+    """Whether the step takes the model's hand-written backward: where it has one that
+    applies, in full precision (autocast is autograd's), with dropout masks it can apply
+    in place (a regularizer's own mask source may not)."""
+    has = getattr(model, "has_hand_backward", None)
+    return bool(has and has()) and not bf16 and (mask is None or hasattr(mask, "apply_"))
 
 
 def stacked_model(
@@ -212,24 +225,60 @@ def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
 
 def train_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
     """One optimizer step for all runs at once."""
-    batch = yb.shape[1]
-    # Autocast on the device the batch lives on: the same code path on CUDA and the CPU.
-    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=group.bf16):
-        logits = group.model(xb, group.mask)
-    logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
-    losses = sample_losses(logits, yb, group.training.loss)
-    for hook in group.hooks:
-        losses = hook.loss(losses, logits, yb)
-    # The sum of the runs' mean losses gives each run exactly the gradient of its own loss.
-    loss = losses.sum() / batch
+    model = group.model
     group.optimizer.zero_grad()
-    loss.backward()
+    if group.by_hand:
+        logits, inputs = model.train_forward(xb, group.mask)
+        model.train_backward(inputs, loss_gradient(group, logits, yb), group.mask)
+    else:
+        # Autocast on the device the batch lives on: the same code path on CUDA and the CPU.
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=group.bf16):
+            logits = model(xb, group.mask)
+        logits = logits.to(xb.dtype)  # the loss in the data's precision, whatever autocast did
+        training_loss(group, logits, yb).backward()
     lr = learning_rate(group.training, group.step)
     group.optimizer.lr = lr
     for hook in group.hooks:
         hook.update(lr)
     group.optimizer.step()
     group.step += 1
+
+
+def training_loss(group: Group, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """The sum of the runs' mean training losses: each run gets exactly the gradient of its
+    own loss."""
+    losses = sample_losses(logits, yb, group.training.loss)
+    for hook in group.hooks:
+        losses = hook.loss(losses, logits, yb)
+    return losses.sum() / yb.shape[1]
+
+
+def loss_gradient(group: Group, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """The training loss's gradient with respect to the logits (R, B, classes): written out
+    for plain cross-entropy (autograd's graph of it costs a third of a small group's step),
+    through autograd for anything else."""
+    if group.training.loss == "cross_entropy" and not any(changes_loss(h) for h in group.hooks):
+        return cross_entropy_gradient(logits, yb)
+    logits.requires_grad_()
+    (grad,) = torch.autograd.grad(training_loss(group, logits, yb), logits)
+    return grad
+
+
+def changes_loss(hook: regularizers.Hooks) -> bool:
+    return type(hook).loss is not regularizers.Hooks.loss
+
+
+def cross_entropy_gradient(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """d/d logits of the runs' summed mean cross-entropies (R, B, classes), by the kernels
+    that autograd's backward of `sample_losses` runs (so the same numbers, bit for bit):
+    nll's gradient is -1/B at each label, log-softmax's backward takes it from there."""
+    log_p = torch.log_softmax(logits.transpose(1, 2), dim=1)  # (R, classes, B)
+    # 1/B as autograd's division computes it, in the logits' dtype (a Python float of it is
+    # exact, and scatter_ casts it back exactly).
+    per_sample = float(torch.ones((), dtype=logits.dtype) / y.shape[-1])
+    labels = y.expand(logits.shape[:2]).unsqueeze(1)
+    grad = torch.zeros_like(log_p).scatter_(1, labels, -per_sample)
+    return torch._log_softmax_backward_data(grad, log_p, 1, log_p.dtype).transpose(1, 2)
 
 
 def train_epoch(

@@ -54,19 +54,36 @@ class NarrowLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         h, w = ctx.saved_tensors
-        grad = grad.to(h.dtype)
-        grad_h = torch.bmm(grad, w.mT) if ctx.needs_input_grad[0] else None
-        grad_w = torch.bmm(grad.mT, h).mT
-        return grad_h, grad_w, grad.sum(1, keepdim=True)
+        return narrow_backward(h, w, grad.to(h.dtype), ctx.needs_input_grad[0])
+
+
+def narrow_backward(h, w, grad, input_grad: bool):
+    """NarrowLinear's gradients (h, w, b); the weight's as (grad^T h)^T, short side first."""
+    grad_h = torch.bmm(grad, w.mT) if input_grad else None
+    return grad_h, torch.bmm(grad.mT, h).mT, grad.sum(1, keepdim=True)
+
+
+def is_narrow(w: torch.Tensor) -> bool:
+    return w.shape[2] < NARROW_OUT and w.shape[1] >= WIDE_IN
 
 
 def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """h @ w + b per run; per-run batches take one fused baddbmm, shared inputs broadcast."""
     if h.dim() == 3:
-        if w.shape[2] < NARROW_OUT and w.shape[1] >= WIDE_IN:
+        if is_narrow(w):
             return NarrowLinear.apply(h, w, b)
         return torch.baddbmm(b, h, w)
-    return torch.matmul(h, w) + b
+    return torch.matmul(h, w).add_(b)
+
+
+def linear_backward(h, w, b, grad, input_grad: bool = True):
+    """The gradients (h, w, b) of `linear` on per-run batches h (R, B, fan_in), given the
+    gradient of its output: the products autograd's backward of the same call computes
+    (so a hand-written backward matches it bit for bit); h's is None without `input_grad`."""
+    if is_narrow(w):
+        return narrow_backward(h, w, grad, input_grad)
+    grad_h = torch.bmm(grad, w.mT) if input_grad else None
+    return grad_h, torch.bmm(h.mT, grad), grad.sum_to_size(b.shape)
 
 
 INITS = ("torch", "glorot_uniform")
@@ -163,16 +180,19 @@ class ChannelBatchNorm(nn.Module):
     def normalize(self, flat: torch.Tensor) -> torch.Tensor:
         """(B, R*C, ...) -> the same, with nn.BatchNorm's exact semantics per channel (biased
         variance to normalize, unbiased to track; in-place running statistics)."""
+        weight, bias, running_mean, running_var = self.channels()
         return F.batch_norm(
-            flat,
-            self.running_mean.view(-1),
-            self.running_var.view(-1),
-            self.weight.view(-1),
-            self.bias.view(-1),
-            self.training,
-            self.momentum,
-            self.eps,
+            flat, running_mean, running_var, weight, bias, self.training, *self.rates()
         )
+
+    def channels(self) -> tuple[torch.Tensor, ...]:
+        """Scale, shift, running mean and variance, one entry per channel."""
+        return tuple(
+            t.view(-1) for t in (self.weight, self.bias, self.running_mean, self.running_var)
+        )
+
+    def rates(self) -> tuple[float, float]:
+        return self.momentum, self.eps
 
 
 class StackedBatchNorm(ChannelBatchNorm):
@@ -182,9 +202,45 @@ class StackedBatchNorm(ChannelBatchNorm):
         super().__init__((n_runs, 1, width))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.unflat(self.normalize(self.flat(h)), h.shape)
+
+    @staticmethod
+    def flat(h: torch.Tensor) -> torch.Tensor:
+        """(R, B, width) -> (B, R*width): each (run, unit) one channel."""
         runs, batch, width = h.shape
-        flat = h.transpose(0, 1).reshape(batch, runs * width)
-        return self.normalize(flat).view(batch, runs, width).transpose(0, 1)
+        return h.transpose(0, 1).reshape(batch, runs * width)
+
+    @staticmethod
+    def unflat(flat: torch.Tensor, shape) -> torch.Tensor:
+        runs, batch, width = shape
+        return flat.view(batch, runs, width).transpose(0, 1)
+
+    def train_forward(self, h: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """forward(h) in training without a graph, by the kernel F.batch_norm runs: the
+        output and what `train_backward` needs."""
+        flat = self.flat(h)
+        out, mean, invstd = torch.native_batch_norm(flat, *self.channels(), True, *self.rates())
+        return self.unflat(out, h.shape), (flat, mean, invstd)
+
+    def train_backward(self, grad: torch.Tensor, saved: tuple) -> torch.Tensor:
+        """The input's gradient from the output's; sets the scale's and shift's .grad, by
+        the kernel autograd's backward of F.batch_norm runs."""
+        flat, mean, invstd = saved
+        weight, _, running_mean, running_var = self.channels()
+        grad_in, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+            self.flat(grad),
+            flat,
+            weight,
+            running_mean,
+            running_var,
+            mean,
+            invstd,
+            True,
+            self.eps,
+            [True, True, True],
+        )
+        self.weight.grad, self.bias.grad = grad_w.view_as(self.weight), grad_b.view_as(self.bias)
+        return self.unflat(grad_in, grad.shape)
 
 
 class GroupedBatchNorm(ChannelBatchNorm):

@@ -19,13 +19,11 @@ the same numbers as unpadded) and its dropout masks are drawn at its own width.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
 from doubledescent.models import mlp
-from doubledescent.models.layers import Mask, StackedBatchNorm
+from doubledescent.models.layers import StackedBatchNorm
 from doubledescent.models.mlp import StackedMLP
 
 
@@ -38,6 +36,16 @@ class SwitchedBatchNorm(StackedBatchNorm):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.where(self.on, super().forward(h), h)
+
+    def train_forward(self, h: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        out, saved = super().train_forward(h)
+        return torch.where(self.on, out, h), saved
+
+    def train_backward(self, grad: torch.Tensor, saved: tuple) -> torch.Tensor:
+        """`torch.where`'s backward, as autograd's: the switched-on runs' gradient through
+        batchnorm, the others' straight through (each side 0 on the other's runs)."""
+        through = super().train_backward(torch.where(self.on, grad, 0), saved)
+        return through + torch.where(self.on, 0, grad)
 
 
 class PaddedMLP(StackedMLP):
@@ -92,11 +100,6 @@ class PaddedMLP(StackedMLP):
             p[run] = 0
         for name, p in alone.named_parameters():
             mine[name][run][tuple(slice(0, n) for n in p.shape[1:])] = p[0]
-
-    def forward(self, x: torch.Tensor, mask: Mask | None = None) -> torch.Tensor:
-        if mask is not None:  # each run's masks at its own width, as unpadded
-            mask = functools.partial(mask, widths=self.widths)
-        return super().forward(x, mask)
 
 
 def build(*, widths, batchnorms, input_shape, num_classes, spec) -> PaddedMLP:

@@ -70,3 +70,18 @@ class Regularizer:
     check: Callable[[str, dict, dict], None] | None = None
     # Its caption part; by default its parameters' captions (Param.caption).
     describe: Callable[[dict, dict], str] | None = None
+
+
+def spans(values: list) -> list[slice]:
+    """The runs (indices into `values`) where a parameter is on, as slices of consecutive
+    runs: runs are stacked along dim 0, so each slice is one view of every stacked tensor,
+    and a group's runs are sorted by variant, so each variant is one slice."""
+    out: list[slice] = []
+    for i, v in enumerate(values):
+        if not v:
+            continue
+        if out and out[-1].stop == i:
+            out[-1] = slice(out[-1].start, i + 1)
+        else:
+            out.append(slice(i, i + 1))
+    return out

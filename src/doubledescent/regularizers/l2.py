@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from doubledescent.regularizers.base import Context, Hooks, Param, Regularizer
+from doubledescent.regularizers.base import Context, Hooks, Param, Regularizer, spans
 
 L2_MODES = {
     "coupled": "added to the gradient",
@@ -19,22 +19,29 @@ class L2(Hooks):
 
         model, tr = context.model, context.training
         self.mode = tr.l2_mode
-        self.decayed = list(model.parameters()) if tr.decay == "all" else model.decayed_parameters()
+        decayed = list(model.parameters()) if tr.decay == "all" else model.decayed_parameters()
         wd = [r.weight_decay for r in runs]
-        self.weight_decay = torch.tensor(wd, dtype=context.dtype, device=context.device)
+        weight_decay = torch.tensor(wd, dtype=context.dtype, device=context.device)
+        # The decaying runs (runs along dim 0 of every parameter) where they are one slice,
+        # as in a group (its runs are sorted by variant; a third of the default groups'
+        # runs): only that slice. Else (a pack's runs) every run, the others at 0, in one op
+        # per parameter. Views and coefficients made once.
+        (span,) = spans(wd) if len(spans(wd)) == 1 else [slice(None)]
+        self.slices = [
+            (p, span, p[span], weight_decay[span].view(-1, *[1] * (p.dim() - 1))) for p in decayed
+        ]
 
     def update(self, lr: float) -> None:
-        """Each run's weight decay on its slice (runs along dim 0 of every parameter)."""
+        """Each decaying run's weight decay on its slice."""
         import torch
 
         with torch.no_grad():
-            for p in self.decayed:
-                wd = self.weight_decay.view(-1, *[1] * (p.dim() - 1))
+            for p, span, mine, wd in self.slices:
                 if self.mode == "decoupled":
-                    # As torch.optim.AdamW: shrink the weights themselves, bypassing the moments.
-                    p.mul_(1 - lr * wd)
+                    # As torch.optim.AdamW: shrink the weights themselves, not the moments.
+                    mine.mul_(1 - lr * wd)
                 else:
-                    p.grad.addcmul_(p, wd, value=L2_GRADIENT[self.mode])
+                    p.grad[span].addcmul_(mine, wd, value=L2_GRADIENT[self.mode])
 
 
 def setup(runs: list, context: Context) -> L2 | None:

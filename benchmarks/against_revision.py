@@ -1,0 +1,114 @@
+"""This tree's training against another revision's, on every group of the default config.
+
+Trains each group of every experiment in config.yaml (the default study: 47 groups) for
+`--epochs` epochs with one evaluation at the end (the default's 20 evaluations in 500
+epochs are one per 25), once with this tree's code and once with the revision's (checked
+out into a temporary folder with `git worktree`), one torch thread each. Two worker
+processes, one per tree, take the groups in turn, alternating which goes first, so both
+meet the same machine. Prints each group's seconds, and as its last line
+`speedup: <revision's summed training time / this tree's>`.
+
+    python benchmarks/against_revision.py --rev ef659d3 --epochs 25
+
+What it leaves out of the whole run (the same for both: job start-up, data preparation,
+plots) was ~6% of the default run's wall time (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Runs in each worker, with that tree's src first on sys.path and its config.yaml: reads
+# "experiment group" lines and answers each with the seconds train_group took. Only calls
+# that both revisions have.
+WORKER = """
+import json, sys, time
+import torch
+from doubledescent import config, data, train
+torch.set_num_threads(1)
+repo, epochs = sys.argv[1], int(sys.argv[2])
+cfg = config.load(f"{repo}/config.yaml", f"{repo}/workflow/schemas/config.schema.yaml")
+arrays = {}
+for name, exp in cfg["experiments"].items():
+    exp["training"].update(epochs=epochs, eval_epochs=[epochs])
+    arrays[name] = data.build(exp["dataset"])
+print(json.dumps({n: list(config.groups(e)) for n, e in cfg["experiments"].items()}), flush=True)
+for line in sys.stdin:
+    name, gid = line.split()
+    spec = config.group_spec(name, cfg["experiments"][name], gid)
+    start = time.perf_counter()
+    train.train_group(spec, arrays[name], device="cpu", threads=1, log=lambda s: None)
+    print(time.perf_counter() - start, flush=True)
+"""
+
+
+class Worker:
+    """One tree's worker process."""
+
+    def __init__(self, tree: Path, epochs: int):
+        env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(tree), str(epochs)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.groups = json.loads(self.proc.stdout.readline())
+
+    def train(self, name: str, gid: str) -> float:
+        self.proc.stdin.write(f"{name} {gid}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rev", required=True, help="the revision to compare with, e.g. main")
+    p.add_argument("--epochs", type=int, default=25)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        old_tree = Path(tmp) / "old"
+        git = ["git", "-C", str(REPO)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(old_tree), args.rev], check=True)
+        try:
+            compare(Worker(old_tree, args.epochs), Worker(REPO, args.epochs), args)
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(old_tree)], check=True)
+
+
+def compare(old: Worker, new: Worker, args) -> None:
+    from doubledescent import provenance
+
+    if old.groups != new.groups:
+        raise SystemExit("the two trees see different groups in config.yaml")
+    print(f"machine: {provenance.cpu()}; {args.epochs} epochs per group, one thread each")
+    print(f"{'group':<40} {args.rev:>9} {'this tree':>9}  speedup")
+    totals = [0.0, 0.0]
+    for i, (name, gid) in enumerate((n, g) for n, gs in new.groups.items() for g in gs):
+        pair = (old, new) if i % 2 == 0 else (new, old)
+        seconds = {id(w): w.train(name, gid) for w in pair}
+        t_old, t_new = seconds[id(old)], seconds[id(new)]
+        totals[0] += t_old
+        totals[1] += t_new
+        print(f"{name + ' ' + gid:<40} {t_old:9.2f} {t_new:9.2f}  {t_old / t_new:.2f}", flush=True)
+    old.close()
+    new.close()
+    print(f"summed training, s: {args.rev} {totals[0]:.1f}, this tree {totals[1]:.1f}")
+    print(f"speedup: {totals[0] / totals[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
