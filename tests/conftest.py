@@ -137,22 +137,9 @@ def finished_workflow(tmp_path_factory, configfile) -> Path:
 
 
 # The tiny pipelines, run once per session and shared by the tests that read their outputs
-# (tests must not write into them).
-SHARED_RUNS = ("tiny_run", "samplewise_run")
-
-
-def pytest_collection_modifyitems(items) -> None:
-    """Under pytest-xdist (`-n`, `--dist loadgroup`) the tests that read one shared run go to
-    one worker, which runs it once; a module's own pipeline fixture is shared the same way
-    within its module."""
-    for item in items:
-        for name in item.fixturenames:
-            if name in SHARED_RUNS:
-                item.add_marker(pytest.mark.xdist_group(name))
-            elif name == "pipeline":
-                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.pipeline"))
-
-
+# (tests must not write into them). Each is read by one module's tests (test_pipeline.py,
+# test_sample_wise.py): pytest-xdist's `--dist loadfile` gives a module to one worker, so it
+# runs once.
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The workflow's folder after a run of the tiny config."""

@@ -149,18 +149,3 @@ def test_figure_draws_each_lambda_and_the_envelope():
     assert len([lb for lb in labels if not lb.startswith("_")]) == 4  # 2 lambdas + 2 choices
     with pytest.raises(UserError, match="no weight-decay grid"):
         plots.optimal_regularization(grid_table().query("regularizer == 'none'"))
-
-
-def test_grid_experiment_runs_end_to_end(samplewise_run):
-    """The sample-wise test config sweeps a grid too; its run, shared with the sample-wise
-    tests, has the grid's outputs."""
-    out = samplewise_run
-    assert (out / "figures" / "optimal_regularization.pdf").read_bytes().startswith(b"%PDF")
-    df = pd.read_parquet(out / "metrics.parquet")
-    assert set(df.regularizer) == {"none", "l2@0", "l2@0.01", "ls@0.05", "ls@0.2"}
-    assert sorted(df.weight_decay.unique()) == [0.0, 0.01]
-    assert df.val_error.between(0, 1).all()  # the config holds out a validation split
-    assert df.groupby("run_id").size().eq(2).all()
-    best = pd.read_csv(out / "optimal_regularization.csv")
-    assert sorted(best.width) == [4, 4, 32, 32] and best.chosen_weight_decay.notna().all()
-    assert "\\bottomrule" in (out / "optimal_regularization.tex").read_text()

@@ -8,7 +8,8 @@ import pandas as pd
 import torch
 import yaml
 
-from tests.conftest import TINY, check_tiny_metrics, report, snakemake
+from doubledescent import config, targets
+from tests.conftest import SCHEMA, TINY, check_tiny_metrics, report, snakemake
 
 
 def test_metrics_table(tiny_run):
@@ -96,3 +97,11 @@ def test_rerun_retrains_nothing_and_a_new_width_only_its_groups(tiny_run, tmp_pa
     out = snakemake(tiny_run, "-n", "--quiet", "rules", configfile=wider).stdout
     train_line = next(line for line in out.splitlines() if line.startswith("train_group"))
     assert train_line.split()[1] == "2"  # width 64, with and without batchnorm
+
+
+def test_a_finished_run_has_exactly_the_final_outputs(tiny_run):
+    """What targets lists is what the workflow writes: every file, and no other figure."""
+    expected = targets.final_outputs(config.load(TINY, SCHEMA)["experiments"])
+    assert all((tiny_run / p).is_file() for p in expected)
+    figures = {str(p.relative_to(tiny_run)) for p in tiny_run.glob("results/tiny/figures/*")}
+    assert figures == {p for p in expected if "/figures/" in p}

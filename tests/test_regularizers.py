@@ -106,23 +106,6 @@ def test_reported_losses_stay_plain_cross_entropy(small_data):
     torch.testing.assert_close(metrics["test_loss"][0], F.cross_entropy(logits, data.y_test))
 
 
-def test_the_pipeline_trains_a_smoothing_grid_beside_a_weight_decay_grid(samplewise_run):
-    """tiny_samplewise holds a smoothing grid: its runs are in the table with their values,
-    and the optimal-regularization table takes only the weight-decay grid."""
-    df = pd.read_parquet(samplewise_run / "metrics.parquet")
-    final = df[df.epoch == df.epoch.max()]
-    by_variant = final.groupby("regularizer").label_smoothing.unique().map(list).to_dict()
-    assert by_variant == {
-        "none": [0.0],
-        "l2@0": [0.0],
-        "l2@0.01": [0.0],
-        "ls@0.05": [0.05],
-        "ls@0.2": [0.2],
-    }
-    best = pd.read_csv(samplewise_run / "optimal_regularization.csv")
-    assert set(best.family) == {"l2"}
-
-
 def test_groups_trained_before_a_parameter_existed_collect_with_its_default(tmp_path):
     row = {**{c: 0 for c in results.KEY_COLUMNS}, "regularizer": "none", "diverged": False}
     pd.DataFrame([{**row, "run_id": "old"}]).to_parquet(tmp_path / "old.parquet")

@@ -249,3 +249,35 @@ def test_adding_a_smaller_size_leaves_the_other_groups_untouched():
     for gid in config.groups(exp):
         assert config.group_spec("e", more, gid) == config.group_spec("e", exp, gid)
     assert config.dataset_spec(more) == config.dataset_spec(exp)
+
+
+def test_grid_experiment_runs_end_to_end(samplewise_run):
+    """The sample-wise test config sweeps a grid too; its run, shared with the sample-wise
+    tests, has the grid's outputs."""
+    out = samplewise_run
+    assert (out / "figures" / "optimal_regularization.pdf").read_bytes().startswith(b"%PDF")
+    df = pd.read_parquet(out / "metrics.parquet")
+    assert set(df.regularizer) == {"none", "l2@0", "l2@0.01", "ls@0.05", "ls@0.2"}
+    assert sorted(df.weight_decay.unique()) == [0.0, 0.01]
+    assert df.val_error.between(0, 1).all()  # the config holds out a validation split
+    assert df.groupby("run_id").size().eq(2).all()
+    best = pd.read_csv(out / "optimal_regularization.csv")
+    assert sorted(best.width) == [4, 4, 32, 32] and best.chosen_weight_decay.notna().all()
+    assert "\\bottomrule" in (out / "optimal_regularization.tex").read_text()
+
+
+def test_the_pipeline_trains_a_smoothing_grid_beside_a_weight_decay_grid(samplewise_run):
+    """tiny_samplewise holds a smoothing grid: its runs are in the table with their values,
+    and the optimal-regularization table takes only the weight-decay grid."""
+    df = pd.read_parquet(samplewise_run / "metrics.parquet")
+    final = df[df.epoch == df.epoch.max()]
+    by_variant = final.groupby("regularizer").label_smoothing.unique().map(list).to_dict()
+    assert by_variant == {
+        "none": [0.0],
+        "l2@0": [0.0],
+        "l2@0.01": [0.0],
+        "ls@0.05": [0.05],
+        "ls@0.2": [0.2],
+    }
+    best = pd.read_csv(samplewise_run / "optimal_regularization.csv")
+    assert set(best.family) == {"l2"}
