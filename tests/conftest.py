@@ -3,6 +3,7 @@ workflow run on the tiny config, as a user runs it."""
 
 import dataclasses
 import json
+import os
 import re
 import signal
 import subprocess
@@ -12,10 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from doubledescent import config, data, results
 from doubledescent.specs import TrainingSettings
+
+# One torch thread per pytest-xdist worker, as each training job has: two workers on two
+# cores, and a second thread in one would spin waiting for the core the other worker holds
+# (a resnet18 equivalence test took 103 s so, under a second with one thread).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
