@@ -8,27 +8,19 @@ import pytest
 import torch
 
 from doubledescent import config, packing, train
-from tests.test_train import experiment
+from tests.test_train import VARIANTS, experiment
 
-DROPOUT_L2 = {
-    "none": {},
-    "l2": {"weight_decay": 0.01},
-    "dropout": {"dropout": 0.3},
-    "mixed": {"dropout": 0.1, "weight_decay": 0.02},
-    "bn": {"batchnorm": True},
-    "bn_all": {"batchnorm": True, "dropout": 0.25, "weight_decay": 0.02},
-}
 CASES = {
-    "sgd": ({}, {}, DROPOUT_L2),
+    "sgd": ({}, {}, VARIANTS),
     # fan-in >= 64 into 10 classes: the head takes layers.NarrowLinear
-    "narrow_head_depth3": ({}, {"depth": 3}, DROPOUT_L2),
-    "depth1_glorot": ({}, {"depth": 1, "init": "glorot_uniform"}, DROPOUT_L2),
+    "narrow_head_depth3": ({}, {"depth": 3}, VARIANTS),
+    "depth1_glorot": ({}, {"depth": 1, "init": "glorot_uniform"}, VARIANTS),
     "adam_decoupled_all": (
         {"optimizer": "adam", "lr": 0.01, "l2_mode": "decoupled", "decay": "all"},
         {},
-        DROPOUT_L2,
+        VARIANTS,
     ),
-    "mse_penalty": ({"loss": "mse", "l2_mode": "penalty"}, {}, DROPOUT_L2),
+    "mse_penalty": ({"loss": "mse", "l2_mode": "penalty"}, {}, VARIANTS),
     "label_smoothing": ({}, {}, {"ls": {"label_smoothing": 0.2, "dropout": 0.2}, "none": {}}),
 }
 WIDTHS = {"narrow_head_depth3": (70,)}
@@ -71,7 +63,7 @@ def test_a_padded_pack_too(small_data, norms):
     """A pack of plain groups, of batchnorm groups, and of both (models.padded's switched
     batchnorm)."""
     keep = {"plain": [False], "batchnorm": [True], "mixed": [False, True]}[norms]
-    regs = {name: v for name, v in DROPOUT_L2.items() if v.get("batchnorm", False) in keep}
+    regs = {name: v for name, v in VARIANTS.items() if v.get("batchnorm", False) in keep}
     exp = experiment(regs, widths=(3, 7, 70))
     assert_same_as_autograd(packing.job_spec("t", exp, "pack"), small_data)
 

@@ -16,6 +16,9 @@ from doubledescent.models.layers import (
     linear_backward,
 )
 
+# ReLU's backward against its output, into a given tensor (autograd's kernel for it).
+RELU_BACKWARD = torch.ops.aten.threshold_backward.grad_input
+
 
 class StackedMLP(StackedNetwork):
     """R MLPs of one shape: Linear -> [BatchNorm] -> ReLU -> [Dropout], repeated `depth` times.
@@ -103,8 +106,7 @@ class StackedMLP(StackedNetwork):
             layer, (h, _) = self.linears[i], tape[i]
             if i < len(self.linears) - 1:
                 # In place: the gradient is this step's own tensor (as autograd's, out of it).
-                relu_backward = torch.ops.aten.threshold_backward.grad_input
-                grad = relu_backward(grad, tape[i + 1][0], 0, grad_input=grad)
+                grad = RELU_BACKWARD(grad, tape[i + 1][0], 0, grad_input=grad)
                 if mask is not None:
                     mask.scale_grad_(grad)
                 stats = tape[i][1]

@@ -85,3 +85,11 @@ def spans(values: list) -> list[slice]:
         else:
             out.append(slice(i, i + 1))
     return out
+
+
+def one_slice(values: list) -> slice | None:
+    """The runs where a parameter is on, where they are one slice of consecutive runs (as
+    in a group: a third of the default groups' runs); None where they are not (a pack's
+    runs, scattered) or there are none."""
+    found = spans(values)
+    return found[0] if len(found) == 1 else None

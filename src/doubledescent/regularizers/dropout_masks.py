@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from doubledescent.regularizers.base import spans
+from doubledescent.regularizers.base import one_slice
 
 
 class DropoutMasks:
@@ -25,11 +25,12 @@ class DropoutMasks:
         self.rate = torch.tensor(rates, device=device)
         self.scale = 1 / torch.tensor([1 - p for p in rates], dtype=dtype, device=device)
         self.dropping = [i for i, p in enumerate(rates) if p > 0]
-        # Slices of consecutive dropping runs, with their rates and scales shaped to
+        # The dropping runs where they are one slice, with their rates and scales shaped to
         # broadcast over their (runs, B, features) activations.
-        self.spans = [
-            (s, self.rate[s].view(-1, 1, 1), self.scale[s].view(-1, 1, 1)) for s in spans(rates)
-        ]
+        self.span = one_slice(rates)
+        if self.span is not None:
+            self.span_rate = self.rate[self.span].view(-1, 1, 1)
+            self.span_scale = self.scale[self.span].view(-1, 1, 1)
         self.device = device
         self.padded: dict[tuple, tuple] = {}  # a padded model's uniforms and run slices
 
@@ -65,20 +66,18 @@ class DropoutMasks:
         (a group's: its runs are sorted by variant) touch only that slice; otherwise (a
         pack's runs, zero-padded to `widths` or not) the whole stack takes `__call__`'s
         masks in one multiply, fewer ops where there are many runs."""
-        if widths is not None or len(self.spans) != 1:
+        if widths is not None or self.span is None:
             h.mul_(self(h.shape[1:], widths))
             return
-        ((span, rate, scale),) = self.spans
-        u = torch.empty(h[span].shape, device=self.device)
-        for j, i in enumerate(range(span.start, span.stop)):
-            torch.rand(u.shape[1:], generator=self.gens[i], out=u[j])
-        h[span].mul_(u.ge_(rate).to(self.dtype).mul_(scale))
+        u = torch.empty(h[self.span].shape, device=self.device)
+        for j, g in enumerate(self.gens[self.span]):
+            torch.rand(u.shape[1:], generator=g, out=u[j])
+        h[self.span].mul_(u.ge_(self.span_rate).to(self.dtype).mul_(self.span_scale))
 
     def scale_grad_(self, g: torch.Tensor) -> None:
         """The masks' gradient where `g` is already 0 at every dropped unit (a ReLU's
         backward against the dropped output): each dropping run's scale (1 elsewhere)."""
-        if len(self.spans) == 1:
-            ((span, _, scale),) = self.spans
-            g[span].mul_(scale)
+        if self.span is not None:
+            g[self.span].mul_(self.span_scale)
         else:
             g.mul_(self.scale.view(-1, *[1] * (g.dim() - 1)))

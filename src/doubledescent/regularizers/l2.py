@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from doubledescent.regularizers.base import Context, Hooks, Param, Regularizer, spans
+from doubledescent.regularizers.base import Context, Hooks, Param, Regularizer, one_slice
 
 L2_MODES = {
     "coupled": "added to the gradient",
@@ -22,11 +22,10 @@ class L2(Hooks):
         decayed = list(model.parameters()) if tr.decay == "all" else model.decayed_parameters()
         wd = [r.weight_decay for r in runs]
         weight_decay = torch.tensor(wd, dtype=context.dtype, device=context.device)
-        # The decaying runs (runs along dim 0 of every parameter) where they are one slice,
-        # as in a group (its runs are sorted by variant; a third of the default groups'
-        # runs): only that slice. Else (a pack's runs) every run, the others at 0, in one op
-        # per parameter. Views and coefficients made once.
-        (span,) = spans(wd) if len(spans(wd)) == 1 else [slice(None)]
+        # The decaying runs (runs along dim 0 of every parameter) where they are one slice;
+        # else (a pack's runs) every run, the others at 0, in one op per parameter. Views
+        # and coefficients made once.
+        span = one_slice(wd) or slice(None)
         self.slices = [
             (p, span, p[span], weight_decay[span].view(-1, *[1] * (p.dim() - 1))) for p in decayed
         ]
