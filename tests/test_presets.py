@@ -1,7 +1,7 @@
 """Every paper preset is a valid config whose DAG Snakemake can build (a dry run), and every
-preset file trains: all of them at once, shrunk to a few samples, two widths and two epochs
-on the CPU, through one Snakemake run, with their own architectures, schedules,
-augmentation, label noise and test-error metric."""
+preset file trains: all of them at once, shrunk to a few samples, one width (two under weight
+reuse) and two epochs on the CPU, through one Snakemake run, with their own architectures,
+schedules, augmentation, label noise and test-error metric."""
 
 import re
 
@@ -33,14 +33,18 @@ def test_preset_dry_runs(tmp_path, preset):
 
 
 def shrink(exp: dict) -> dict:
-    """The preset's experiment at tiny scale: fewer samples, its two smallest widths, one seed,
-    two epochs (or six steps); model, regularizers, schedule, augmentation, noise levels, weight
-    reuse and plot settings kept."""
+    """The preset's experiment at tiny scale: fewer samples, its smallest width (its two
+    smallest under weight reuse, which passes weights from one to the next), one seed, two
+    epochs (or six steps), a sweep's first two sizes or noise levels; model, regularizers,
+    schedule, augmentation, weight reuse and plot settings kept. Every width trains the same
+    code; each training job is a process of its own, importing torch."""
     ds = exp["dataset"]
     n_train, n_test = TINY_SIZES[ds["name"]]
     tiny_ds = {**ds, "n_test": n_test, "n_train": n_train}
     if isinstance(ds["n_train"], list):  # a sample-wise sweep keeps two sizes
         tiny_ds["n_train"] = [n_train // 2, n_train]
+    if isinstance(ds["label_noise"], list):  # a noise sweep two levels: a dataset each
+        tiny_ds["label_noise"] = ds["label_noise"][:2]
     if ds.get("validation"):
         tiny_ds["validation"] = n_train // 4
     training = dict(exp.get("training", {}))
@@ -52,7 +56,7 @@ def shrink(exp: dict) -> dict:
     return {
         **exp,
         "dataset": tiny_ds,
-        "widths": sorted(exp["widths"])[:2],
+        "widths": sorted(exp["widths"])[: 2 if "weight_reuse" in training else 1],
         "seeds": exp["seeds"][:1],
         "training": training,
     }
