@@ -86,9 +86,10 @@ def snakemake(workdir, *args, configfile=TINY, timeout=300) -> subprocess.Comple
     )
 
 
-def report(workdir, configfile=TINY) -> dict[str, dict]:
-    """Build `snakemake --report` of a finished run; its entries: path -> name, caption, ..."""
-    proc = snakemake(workdir, "--report", "report.html", configfile=configfile)
+def report(workdir, *targets, configfile=TINY) -> dict[str, dict]:
+    """Build `snakemake --report` of a finished run (of its `targets`, or all); its entries:
+    path -> name, caption, ..."""
+    proc = snakemake(workdir, "--report", "report.html", *targets, configfile=configfile)
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (Path(workdir) / "report.html").read_text()
     entries = re.search(
