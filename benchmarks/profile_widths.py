@@ -21,6 +21,7 @@ from peers import default_sweep, plain_group
 from torch.profiler import ProfilerActivity, profile
 
 from doubledescent import architectures, data, provenance, train
+from doubledescent.regularizers.dropout_masks import BitStream
 from doubledescent.specs import GroupSpec
 
 # ATen ops by kind: an op whose name (less `aten::` and leading underscores) starts with one
@@ -77,18 +78,22 @@ def timed(fn, clock: list[float]):
 
 def profile_width(exp: dict, width: int, arrays: data.Arrays, epochs: int) -> dict:
     spec = plain_group(exp, width)
-    evaluating = [0.0]
+    # The CPU's mask draws run in numpy (BitStream), outside any ATen op: timed apart and
+    # counted as masks.
+    evaluating, drawing = [0.0], [0.0]
     evaluate, train.evaluate = train.evaluate, timed(train.evaluate, evaluating)
+    draw, BitStream.draw_block = BitStream.draw_block, timed(BitStream.draw_block, drawing)
     try:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             start = time.perf_counter()
             train.train_group(spec, arrays, device="cpu", threads=1, log=lambda s: None)
             wall = time.perf_counter() - start
     finally:
-        train.evaluate = evaluate
+        train.evaluate, BitStream.draw_block = evaluate, draw
     by_kind = dict.fromkeys([*KINDS, "other"], 0.0)
     for event in prof.key_averages():
         by_kind[kind_of(event.key)] += event.self_cpu_time_total / 1e6
+    by_kind["masks"] += drawing[0]
     flops = matmul_flops(spec, arrays, epochs)
     return {
         "wall": wall,
