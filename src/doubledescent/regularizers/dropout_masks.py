@@ -10,8 +10,10 @@ with the same numbers:
   for a hand-written backward (models.mlp); in a group, whose dropping runs are one slice,
   these touch only that slice: with a third of the runs dropping, a third of the passes.
 
-A stream fills a tensor with keep indicators (1.0 kept, 0.0 dropped), each unit kept with
-probability 1 - rate (train.mask_stream picks the stream for the device).
+A run's stream (train.mask_stream picks it for the device) keeps each unit with probability
+1 - rate. `stream.draw_(out, rate)` fills `out` with values v whose `v >= rate` are the keep
+indicators (uniforms, or the indicators themselves), so that one comparison serves a whole
+stack of runs; `stream.take(n, rate)` gives the next n indicators.
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class BitStream:
             self.pos, n = self.pos + k, n - k
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
-    def keep_(self, out: torch.Tensor, rate: float) -> None:
-        """Fill `out` (float32, any strides) with the next out.numel() indicators, in
-        row-major order of its shape."""
+    def draw_(self, out: torch.Tensor, rate: float) -> None:
+        """Fill `out` (float32, any strides) with the next out.numel() indicators (1.0 kept,
+        0.0 dropped: `>= rate` leaves them as they are), in row-major order of its shape."""
         out.copy_(self.take(out.numel(), rate).view(out.shape))
 
     def draw_block(self, size: int) -> None:
@@ -90,10 +92,10 @@ class TorchStream:
         self.gen = gen
 
     def take(self, n: int, rate: float) -> torch.Tensor:
-        return self.keep_(torch.empty(n, device=self.gen.device), rate)
+        return torch.empty(n, device=self.gen.device).uniform_(generator=self.gen).ge_(rate)
 
-    def keep_(self, out: torch.Tensor, rate: float) -> torch.Tensor:
-        return out.uniform_(generator=self.gen).ge_(rate)
+    def draw_(self, out: torch.Tensor, rate: float) -> None:
+        out.uniform_(generator=self.gen)
 
     def get_state(self) -> torch.Tensor:
         return self.gen.get_state()
@@ -105,8 +107,8 @@ class TorchStream:
 class DropoutMasks:
     def __init__(self, rates: list[float], gens: list, device, dtype):
         self.gens, self.rates, self.dtype = gens, rates, dtype
-        # Indicators are float32 whatever the model's dtype (exact in any), as the streams
-        # fill them.
+        # Draws are float32 whatever the model's dtype, so float64 tests draw the same masks.
+        self.rate = torch.tensor(rates, device=device)
         self.scale = 1 / torch.tensor([1 - p for p in rates], dtype=dtype, device=device)
         self.dropping = [i for i, p in enumerate(rates) if p > 0]
         # The dropping runs where they are one slice, with their scales shaped to
@@ -115,22 +117,22 @@ class DropoutMasks:
         if self.span is not None:
             self.span_scale = self.scale[self.span].view(-1, 1, 1)
         self.device = device
-        self.padded: dict[tuple, tuple] = {}  # a padded model's indicators and run slices
+        self.padded: dict[tuple, tuple] = {}  # a padded model's draws and run slices
 
     def __call__(self, shape, widths: list[int] | None = None) -> torch.Tensor:
         """(R, *shape) masks; with `widths`, for runs zero-padded to shape[-1] from them."""
         per_run = (-1, *[1] * len(shape))
         if widths is not None:  # out of place: the buffer keeps its ones for the next call
-            u = self.padded_keep(shape, widths)
-            return torch.mul(u.to(self.dtype), self.scale.view(per_run))
-        # Indicators drawn in place per dropping run; a run without dropout keeps ones and
-        # scale 1.
+            u = self.padded_draws(shape, widths).ge(self.rate.view(per_run))
+            return u.to(self.dtype).mul_(self.scale.view(per_run))
+        # Drawn in place per dropping run, then one comparison for all runs; a run without
+        # dropout keeps u = 1 >= 0 and scale 1. In place: the comparison writes 1.0/0.0.
         u = torch.ones(len(self.gens), *shape, device=self.device)
         for i in self.dropping:
-            self.gens[i].keep_(u[i], self.rates[i])
-        return u.to(self.dtype).mul_(self.scale.view(per_run))
+            self.gens[i].draw_(u[i], self.rates[i])
+        return u.ge_(self.rate.view(per_run)).to(self.dtype).mul_(self.scale.view(per_run))
 
-    def padded_keep(self, shape, widths: list[int]) -> torch.Tensor:
+    def padded_draws(self, shape, widths: list[int]) -> torch.Tensor:
         """For a padded model (models.padded): each dropping run draws its own `widths[i]`
         of the last dim, as unpadded, into its slice of a buffer kept per shape (one draw
         per run and layer, where a pack has many runs); every other entry stays 1."""
@@ -140,7 +142,7 @@ class DropoutMasks:
             self.padded[shape] = u, drawn
         u, drawn = self.padded[shape]
         for view, stream, rate in drawn:
-            stream.keep_(view, rate)
+            stream.draw_(view, rate)
         return u
 
     def apply_(self, h: torch.Tensor, widths: list[int] | None = None) -> None:
