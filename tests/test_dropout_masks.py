@@ -33,10 +33,10 @@ def test_the_cpu_stream_is_the_reference_definition():
 
 
 def test_masks_across_blocks_are_the_reference_sequence():
-    """Masks of any sizes, one larger than a block and others ending on and across block
-    boundaries, continue one sequence of draws."""
+    """Masks of any sizes, ending on and across block boundaries, and one larger than the
+    largest block (a conv net's), continue one sequence of draws."""
     block = BitStream.BLOCK
-    sizes = [(3, 5), (1, block - 15), (2, block), (7, 11), (1, block - 77)]
+    sizes = [(3, 5), (1, block - 15), (2, block), (7, 11), (1, block - 77), (3, BitStream.CAP)]
     stream, reference = BitStream(seed=5), ReferenceDropout(Run(4, "dropout", 5, dropout=0.4))
     for shape in sizes:
         got = torch.empty(shape)

@@ -129,8 +129,8 @@ class ReferenceDropout:
 
     def mask(self, *shape) -> torch.Tensor:
         n = math.prod(shape)
-        while len(self.draws) < n:
-            words = self.bits.random_raw(1000)
+        if len(self.draws) < n:
+            words = self.bits.random_raw(-(-(n - len(self.draws)) // 2))
             halves = np.stack([words & 0xFFFFFFFF, words >> 32], axis=1).reshape(-1)
             self.draws = np.concatenate([self.draws, halves])
         draws, self.draws = self.draws[:n], self.draws[n:]

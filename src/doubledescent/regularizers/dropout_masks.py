@@ -34,10 +34,10 @@ class BitStream:
     Why not torch's CPU generator: its mt19937 uniforms cost ~4.8 ns each, ~10% of a
     width-300 step with a third of the runs dropping; these cost ~1.5 ns. Why blocks:
     numpy's per-call cost (~10 us) would outweigh that at small widths, so draws and their
-    indicators are made a block at a time, at least BLOCK and 8 masks' worth (so that few
-    masks straddle two blocks), and a mask is a view of the block where it lies in one."""
+    indicators are made a block at a time, 8 masks' worth (so that few masks straddle two
+    blocks) within [BLOCK, CAP], and a mask is a view of the block where it lies in one."""
 
-    BLOCK = 1 << 15  # at least this many draws per block (128 KB of indicators)
+    BLOCK, CAP = 1 << 15, 1 << 21  # draws per block: 128 KB to 8 MB of indicators
 
     def __init__(self, seed: int):
         self.bits = np.random.PCG64(streams.seed_sequence(seed, "dropout"))
@@ -53,7 +53,7 @@ class BitStream:
         self.rate, pieces = rate, []
         while n > 0:
             if self.pos is None or self.pos == self.size:
-                self.draw_block(max(self.BLOCK, 8 * n))
+                self.draw_block(max(self.BLOCK, min(8 * n, self.CAP)))
             k = min(n, self.size - self.pos)
             pieces.append(self.kept[self.pos : self.pos + k])
             self.pos, n = self.pos + k, n - k
