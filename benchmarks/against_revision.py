@@ -10,8 +10,11 @@ meet the same machine. Prints each group's seconds, and as its last line
 
     python benchmarks/against_revision.py --rev ef659d3 --epochs 25
 
-What it leaves out of the whole run (the same for both: job start-up, data preparation,
-plots) was ~6% of the default run's wall time (docs/benchmarks.md).
+What that leaves out of the whole run (job start-up, data preparation, plots) was ~6% of
+the default run's wall time (docs/benchmarks.md). `--whole` times the whole run instead:
+both trees' `snakemake --cores 1` on their own config.yaml, started together in temporary
+folders (so both meet the same machine), and prints `speedup: <revision's wall time / this
+tree's>`; ~20 min on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,15 +82,51 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rev", required=True, help="the revision to compare with, e.g. main")
     p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--whole", action="store_true", help="time both trees' whole default run")
+    p.add_argument("--configfile", default="config.yaml", help="with --whole: in each tree")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old_tree = Path(tmp) / "old"
         git = ["git", "-C", str(REPO)]
         subprocess.run([*git, "worktree", "add", "--detach", str(old_tree), args.rev], check=True)
         try:
-            compare(Worker(old_tree, args.epochs), Worker(REPO, args.epochs), args)
+            if args.whole:
+                whole_runs({args.rev: old_tree, "this tree": REPO}, args.configfile, Path(tmp))
+            else:
+                compare(Worker(old_tree, args.epochs), Worker(REPO, args.epochs), args)
         finally:
             subprocess.run([*git, "worktree", "remove", "--force", str(old_tree)], check=True)
+
+
+def whole_runs(trees: dict[str, Path], configfile: str, tmp: Path) -> None:
+    """Each tree's run of its `configfile` on one core, all started at once; their walls."""
+    from doubledescent import provenance
+
+    print(f"machine: {provenance.cpu()}; {configfile}, snakemake --cores 1 each")
+    start, running = time.perf_counter(), {}
+    for i, (name, tree) in enumerate(trees.items()):
+        env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": "1"}
+        cmd = [
+            "snakemake",
+            "--snakefile",
+            str(tree / "Snakefile"),
+            "--directory",
+            str(tmp / str(i)),
+        ]
+        cmd += ["--cores", "1", "--configfile", str(tree / configfile)]
+        log = open(tmp / f"{i}.log", "w")  # noqa: SIM115 (closed with the process below)
+        running[subprocess.Popen(cmd, env=env, stdout=log, stderr=log).pid] = name, log
+    walls = {}
+    while running:
+        pid, status = os.wait()
+        name, log = running.pop(pid)
+        log.close()
+        if status:
+            raise SystemExit(f"{name}'s run failed; its log: {log.name}")
+        walls[name] = time.perf_counter() - start
+        print(f"{name}: {walls[name] / 60:.1f} min", flush=True)
+    old, new = (walls[name] for name in trees)
+    print(f"speedup: {old / new:.2f}")
 
 
 def compare(old: Worker, new: Worker, args) -> None:

@@ -23,6 +23,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from doubledescent import config, data, packing, provenance, train
+from doubledescent.regularizers.dropout_masks import TorchStream
 from doubledescent.specs import GroupSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,11 +56,15 @@ def profiled(fn) -> int:
 
 
 def job_state(spec: GroupSpec, arrays: data.Arrays) -> tuple[train.Group, train.Tensors]:
-    """A training job's model and data, built as train.train_group builds them."""
+    """A training job's model and data, built as train.train_group builds them, but with the
+    GPU's mask streams (torch generators): the CPU's draw masks in numpy, outside any op."""
     arrays = train.group_arrays(spec, arrays)
     shape = train.input_shape(spec, arrays)
     tensors = train.Tensors.from_arrays(arrays, "cpu", shape=shape)
-    return train.make_group(spec, list(spec.runs), shape, arrays.num_classes, "cpu"), tensors
+    group = train.make_group(spec, list(spec.runs), shape, arrays.num_classes, "cpu")
+    # In place: the dropout masks hold the same list.
+    group.dropout_gens[:] = [TorchStream(train.generator(r.seed, "dropout")) for r in group.runs]
+    return group, tensors
 
 
 def count_job(spec: GroupSpec, arrays: data.Arrays) -> dict:

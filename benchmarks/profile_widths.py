@@ -6,7 +6,8 @@ time into the ATen ops' own CPU time by kind (matmuls, elementwise, loss, optimi
 other) and what is left outside any op: Python, autograd's engine and dispatch; the
 evaluation column is the wall time spent evaluating (its ops are in the kinds too). The last
 columns compare the matmuls' FLOP/s (training and the evaluation) with a bare batched matmul
-of the widest hidden layer's shape, the ceiling issue #15 measures the large widths against.
+of the widest hidden layer's shape, the ceiling issue #15 measures the large widths against;
+`of peak` is the whole run's FLOP/s (its matmuls' FLOPs over its wall time) against it.
 
     python benchmarks/profile_widths.py --epochs 3 --widths 4 16 47 135 300
 """
@@ -21,6 +22,7 @@ from peers import default_sweep, plain_group
 from torch.profiler import ProfilerActivity, profile
 
 from doubledescent import architectures, data, provenance, train
+from doubledescent.regularizers.dropout_masks import BitStream
 from doubledescent.specs import GroupSpec
 
 # ATen ops by kind: an op whose name (less `aten::` and leading underscores) starts with one
@@ -77,18 +79,22 @@ def timed(fn, clock: list[float]):
 
 def profile_width(exp: dict, width: int, arrays: data.Arrays, epochs: int) -> dict:
     spec = plain_group(exp, width)
-    evaluating = [0.0]
+    # The CPU's mask draws run in numpy (BitStream), outside any ATen op: timed apart and
+    # counted as masks.
+    evaluating, drawing = [0.0], [0.0]
     evaluate, train.evaluate = train.evaluate, timed(train.evaluate, evaluating)
+    draw, BitStream.draw_block = BitStream.draw_block, timed(BitStream.draw_block, drawing)
     try:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             start = time.perf_counter()
             train.train_group(spec, arrays, device="cpu", threads=1, log=lambda s: None)
             wall = time.perf_counter() - start
     finally:
-        train.evaluate = evaluate
+        train.evaluate, BitStream.draw_block = evaluate, draw
     by_kind = dict.fromkeys([*KINDS, "other"], 0.0)
     for event in prof.key_averages():
         by_kind[kind_of(event.key)] += event.self_cpu_time_total / 1e6
+    by_kind["masks"] += drawing[0]
     flops = matmul_flops(spec, arrays, epochs)
     return {
         "wall": wall,
@@ -96,6 +102,7 @@ def profile_width(exp: dict, width: int, arrays: data.Arrays, epochs: int) -> di
         "outside ops": max(wall - sum(by_kind.values()), 0.0),
         "evaluation": evaluating[0],
         "matmul GFLOP/s": flops / by_kind["matmul"] / 1e9,
+        "all GFLOP/s": flops / wall / 1e9,
         "bmm peak": bmm_peak(len(spec.runs), spec.training.batch_size, width),
     }
 
@@ -112,11 +119,12 @@ def main() -> None:
     rows = {w: profile_width(exp, w, arrays, args.epochs) for w in args.widths}
     kinds = [*KINDS, "other", "outside ops", "evaluation"]
     print(f"{'width':>5} {'ms/epoch':>9} " + " ".join(f"{k:>10}" for k in kinds), end="")
-    print(f" {'mm GFLOP/s':>10} {'bmm peak':>8}")
+    print(f" {'mm GFLOP/s':>10} {'bmm peak':>8} {'of peak':>7}")
     for w, r in rows.items():
         shares = " ".join(f"{100 * r[k] / r['wall']:9.0f}%" for k in kinds)
         print(f"{w:5d} {1000 * r['wall'] / args.epochs:9.1f} {shares}", end="")
-        print(f" {r['matmul GFLOP/s']:10.1f} {r['bmm peak']:8.1f}")
+        of_peak = 100 * r["all GFLOP/s"] / r["bmm peak"]
+        print(f" {r['matmul GFLOP/s']:10.1f} {r['bmm peak']:8.1f} {of_peak:6.0f}%")
 
 
 if __name__ == "__main__":

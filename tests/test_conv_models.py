@@ -11,7 +11,7 @@ from torch import nn
 from doubledescent import config, data, models, train
 from doubledescent.models.layers import ChannelBatchNorm, GroupedConv, StackedLinear
 from tests.conftest import SCHEMA
-from tests.test_train import reference_loss, reference_optimizer
+from tests.test_train import ReferenceDropout, reference_loss, reference_optimizer
 
 
 class RefCNN5(nn.Module):
@@ -224,22 +224,9 @@ def references(group, name):
     return refs
 
 
-def dropper(run):
-    """Inverted dropout from the run's own dropout stream, as the trainer draws it."""
-    gen = train.generator(run.seed, "dropout")
-
-    def drop(h):
-        if run.dropout == 0:
-            return h
-        keep = torch.rand(h.shape, generator=gen) >= run.dropout
-        return h * keep.double() / (1 - run.dropout)
-
-    return drop
-
-
 def train_reference(ref, run, x, y, tr):
     opt = reference_optimizer(ref, run, tr)
-    order, drop = train.generator(run.seed, "order"), dropper(run)
+    order, drop = train.generator(run.seed, "order"), ReferenceDropout(run)
     ref.train()
     for _ in range(tr.epochs):
         perm = torch.randperm(len(y), generator=order)
@@ -262,7 +249,7 @@ def test_first_step_gradients_equal_separate_models(name, batchnorm):
     train.train_step(group, d.x_train[idx], d.y_train[idx])
     for i, (ref, run) in enumerate(zip(refs, group.runs)):
         ref.train()
-        F.cross_entropy(ref(d.x_train[:16], dropper(run)), d.y_train[:16]).backward()
+        F.cross_entropy(ref(d.x_train[:16], ReferenceDropout(run)), d.y_train[:16]).backward()
         assert_run_equal(group.model, ref, i, grads=True, wd=run.weight_decay)
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doubledescent import config, train
+from doubledescent import config, streams, train
 from doubledescent.config import Run
 from doubledescent.specs import TrainingSettings
 from tests.conftest import SCHEMA
@@ -116,6 +116,31 @@ def reference_loss(ref: nn.Module, run: Run, out, y, tr: TrainingSettings):
     return loss
 
 
+class ReferenceDropout:
+    """A run's inverted dropout as the trainer's CPU stream defines it, written independently
+    of it: PCG64 on the run's `dropout` SeedSequence read as 32-bit draws (each word's low
+    half, then its high half) in order across masks, a unit kept where its draw is at least
+    round(rate * 2**32)."""
+
+    def __init__(self, run: Run):
+        seeds = np.random.SeedSequence([run.seed, streams.STREAMS["dropout"]])
+        self.bits, self.rate = np.random.PCG64(seeds), run.dropout
+        self.draws = np.empty(0, np.uint64)
+
+    def mask(self, *shape) -> torch.Tensor:
+        n = math.prod(shape)
+        if len(self.draws) < n:
+            words = self.bits.random_raw(-(-(n - len(self.draws)) // 2))
+            halves = np.stack([words & 0xFFFFFFFF, words >> 32], axis=1).reshape(-1)
+            self.draws = np.concatenate([self.draws, halves])
+        draws, self.draws = self.draws[:n], self.draws[n:]
+        keep = torch.from_numpy(draws >= round(self.rate * 2**32)).reshape(shape)
+        return keep.double() / (1 - self.rate)
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        return h * self.mask(*h.shape) if self.rate > 0 else h
+
+
 def train_reference(ref: Reference, run: Run, x, y, tr: TrainingSettings) -> None:
     """Plain per-run torch.optim training with the same random streams the group trainer uses."""
     opt = reference_optimizer(ref, run, tr)
@@ -124,7 +149,7 @@ def train_reference(ref: Reference, run: Run, x, y, tr: TrainingSettings) -> Non
         (lambda t: 1 / math.sqrt(1 + t // k)) if tr.schedule == "inverse_sqrt" else (lambda t: 1.0)
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    order, drop = train.generator(run.seed, "order"), train.generator(run.seed, "dropout")
+    order, drop = train.generator(run.seed, "order"), ReferenceDropout(run)
     ref.train()
     for _ in range(tr.epochs):
         perm = torch.randperm(len(y), generator=order)
@@ -132,11 +157,7 @@ def train_reference(ref: Reference, run: Run, x, y, tr: TrainingSettings) -> Non
             idx = perm[s : s + tr.batch_size]
             masks = [None] * len(ref.norms)
             if run.dropout > 0:
-                masks = [
-                    (torch.rand(len(idx), lin.out_features, generator=drop) >= run.dropout).double()
-                    / (1 - run.dropout)
-                    for lin in ref.linears[:-1]
-                ]
+                masks = [drop.mask(len(idx), lin.out_features) for lin in ref.linears[:-1]]
             opt.zero_grad()
             reference_loss(ref, run, ref(x[idx], masks), y[idx], tr).backward()
             opt.step()

@@ -40,9 +40,10 @@ class Progress:
 
 # Bumped when the saved state changes shape (2: doubledescent.optim's state, not torch.optim's;
 # 3: the step count as position, the order within an epoch, frozen runs; 4: the MLP's
-# parameters as layers, `linears.<i>.weight`, not `weights.<i>`), so that an older
-# checkpoint is ignored (its group starts afresh), not misread.
-FORMAT = 4
+# parameters as layers, `linears.<i>.weight`, not `weights.<i>`; 5: the CPU's dropout streams
+# as numpy's PCG64 states, not torch generators'), so that an older checkpoint is ignored (its
+# group starts afresh), not misread.
+FORMAT = 5
 
 
 def _tag(spec: GroupSpec) -> str:

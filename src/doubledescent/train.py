@@ -34,6 +34,7 @@ from doubledescent.data import Arrays, nested_subset, noisy_label_error
 from doubledescent.errors import UserError
 from doubledescent.models.layers import Mask
 from doubledescent.progress import Watch
+from doubledescent.regularizers.dropout_masks import BitStream, TorchStream
 from doubledescent.resources import EVAL_CHUNK
 from doubledescent.specs import GroupSpec, ModelSpec, TrainingSettings
 
@@ -42,6 +43,14 @@ def generator(seed: int, stream: str, device: str | torch.device = "cpu") -> tor
     """A run's random stream for one purpose (see doubledescent.streams), as torch's."""
     state = streams.seed_sequence(seed, stream).generate_state(1, np.uint64)[0]
     return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def mask_stream(seed: int, device) -> BitStream | TorchStream:
+    """A run's `dropout` stream (checkpointed with the run): numpy's bits on the CPU, where
+    torch's generator is the slower; a torch generator on a GPU, which draws on the card."""
+    if torch.device(device).type == "cpu":
+        return BitStream(seed)
+    return TorchStream(generator(seed, "dropout", device))
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -107,7 +116,7 @@ class Group:
     hooks: list[regularizers.Hooks]
     mask: Mask | None  # the models' source of dropout masks; None where no run drops
     order_gens: list[torch.Generator]
-    dropout_gens: list[torch.Generator]  # the regularizers' mask streams
+    dropout_gens: list[BitStream | TorchStream]  # the regularizers' mask streams
     augment_gens: list[torch.Generator]
     diverged_epoch: list[int | None] = field(default_factory=list)
     step: int = 0  # gradient steps taken, for the learning-rate schedule and the budget
@@ -154,7 +163,7 @@ def make_group(
         model.init_run(i, generator(run.seed, "init"))
     model.to(device=device, dtype=dtype)
     tr = spec.training
-    dropout_gens = [generator(r.seed, "dropout", device) for r in runs]
+    dropout_gens = [mask_stream(r.seed, device) for r in runs]
     hooks = regularizers.setup(runs, regularizers.Context(tr, model, device, dtype, dropout_gens))
     masks = [h.mask for h in hooks if h.mask is not None]
     if len(masks) > 1:
