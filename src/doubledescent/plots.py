@@ -339,6 +339,9 @@ def epoch_wise(
                 yticklabels=_sparse(grid.index),
             )
             ax.set(xlabel=time, ylabel=SIZE_LABELS[size])
+            # Vertical epoch labels in every panel: seaborn rotates them only where it sees
+            # them overlap, which it misjudged in the first panel (labels ran together).
+            ax.tick_params(axis="x", labelrotation=90)
             ax.tick_params(axis="y", labelrotation=0)
         fig.colorbar(panels[0][0].collections[0], ax=fig.axes, label=Y_LABELS[test], shrink=0.9)
     return fig
