@@ -86,9 +86,10 @@ def snakemake(workdir, *args, configfile=TINY, timeout=300) -> subprocess.Comple
     )
 
 
-def report(workdir, configfile=TINY) -> dict[str, dict]:
-    """Build `snakemake --report` of a finished run; its entries: path -> name, caption, ..."""
-    proc = snakemake(workdir, "--report", "report.html", configfile=configfile)
+def report(workdir, *targets, configfile=TINY) -> dict[str, dict]:
+    """Build `snakemake --report` of a finished run (of its `targets`, or all); its entries:
+    path -> name, caption, ..."""
+    proc = snakemake(workdir, "--report", "report.html", *targets, configfile=configfile)
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (Path(workdir) / "report.html").read_text()
     entries = re.search(
@@ -137,9 +138,10 @@ def mnist1d_spec(**overrides) -> dict:
     return {**spec, **overrides}
 
 
-def finished_workflow(tmp_path_factory, configfile) -> Path:
+def finished_workflow(tmp_path_factory, configfile, *targets) -> Path:
+    """The workflow's folder after a run of `configfile` (its `targets`, or all)."""
     workdir = tmp_path_factory.mktemp(configfile.stem)
-    proc = snakemake(workdir, configfile=configfile)
+    proc = snakemake(workdir, *targets, configfile=configfile)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
 
@@ -156,8 +158,14 @@ def tiny_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def samplewise_run(tmp_path_factory) -> Path:
-    """tiny_samplewise's results folder: two sizes, a weight-decay grid, a validation split."""
-    return finished_workflow(tmp_path_factory, SAMPLEWISE) / "results" / "tiny_samplewise"
+    """tiny_samplewise's results folder: two sizes, a weight-decay grid, a validation split.
+    Its tables and the two figures the tests read from disk: test_sample_wise.py draws the
+    others from its table in the test's process (each figure job is a process of its own)."""
+    out = "results/tiny_samplewise"
+    files = ["metrics.parquet", "summary.csv", "optimal_regularization.csv"]
+    files += ["figures/sample_wise.pdf", "figures/optimal_regularization.pdf"]
+    targets = [f"{out}/{f}" for f in files]
+    return finished_workflow(tmp_path_factory, SAMPLEWISE, *targets) / out
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +80,42 @@ def test_files_in_real_formats_load_with_their_labels(name, tmp_path):
         arrays.y_test, y_pool_test[source_rows(arrays.x_test, x_pool_test)]
     )
     assert 0 <= arrays.x_train.min() and arrays.x_train.max() <= 1
+
+
+@pytest.mark.parametrize("class_name", ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100"])
+def test_file_names_are_torchvisions(class_name):
+    from torchvision import datasets
+
+    cls = getattr(datasets, class_name)
+    if class_name in data.CIFAR_FILES:
+        folder, train_names, test_names = data.CIFAR_FILES[class_name]
+        assert folder == cls.base_folder
+        assert train_names == [name for name, _ in cls.train_list]
+        assert test_names == [name for name, _ in cls.test_list]
+    else:
+        names = [name.removesuffix(".gz") for name, _ in cls.resources]
+        assert sorted(names) == sorted(n for split in data.MNIST_FILES.values() for n in split)
+
+
+@pytest.mark.parametrize("name", FILE_DATASETS)
+def test_preparing_files_on_disk_imports_no_torch(name, tmp_path):
+    FILE_DATASETS[name](tmp_path)
+    ds = spec(name=name, root=str(tmp_path), n_train=12, n_test=5)
+    code = (
+        "import sys; from doubledescent import cli; "
+        f"cli.main(['data', '--spec', {json.dumps(ds)!r}, '--out', {str(tmp_path / 'd.npz')!r}]); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert data.load(tmp_path / "d.npz").x_train.shape == (12, *SHAPES[name])
+
+
+def test_a_file_that_is_not_idx_is_a_clear_error(tmp_path):
+    write_mnist_like(tmp_path, "MNIST")
+    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"<html>not found")
+    with pytest.raises(DataError, match="train-images-idx3-ubyte: not an IDX file"):
+        data.build(spec(name="mnist", root=str(tmp_path), n_train=12, n_test=5))
 
 
 @pytest.mark.parametrize("name", ["digits", "cifar10"])

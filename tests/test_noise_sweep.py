@@ -87,10 +87,17 @@ def test_dry_run_prepares_one_dataset_per_level(tmp_path):
     assert jobs and int(jobs.group(1)) == 2
 
 
+# The figures test_pipeline_trains_each_level_on_its_own_labels reads (each a job of its own).
+FIGURES = ("model_wise", "model_wise_loss", "memorization", "epoch_wise")
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
+    """The sweep's table, summary and the figures read below, as Snakemake makes them."""
     workdir = tmp_path_factory.mktemp("noise")
-    proc = snakemake(workdir, configfile=CONFIG)
+    out = "results/tiny_noise"
+    files = [f"{out}/summary.csv"] + [f"{out}/figures/{f}.png" for f in FIGURES]
+    proc = snakemake(workdir, *files, configfile=CONFIG)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir / "results" / "tiny_noise"
 
@@ -112,7 +119,7 @@ def test_pipeline_trains_each_level_on_its_own_labels(pipeline):
         (q, reg) for q in (0.0, 0.2) for reg in ("l2", "none")
     ]
     assert "Label noise" in (pipeline / "summary.tex").read_text()
-    for figure in ("model_wise", "model_wise_loss", "memorization", "epoch_wise"):
+    for figure in FIGURES:
         assert (pipeline / "figures" / f"{figure}.png").stat().st_size > 0
 
 

@@ -3,13 +3,14 @@ the analyses of a table with several sizes, and the pipeline."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from doubledescent import config, data, plots, results, train
+from doubledescent import config, data, plots, results, targets, train
 from doubledescent.errors import UserError
-from tests.conftest import SCHEMA, mnist1d_spec
+from tests.conftest import SAMPLEWISE, SCHEMA, mnist1d_spec
 
 SIZES = [100, 200, 400]
 
@@ -242,6 +243,21 @@ def test_pipeline_trains_every_size_and_draws_the_sample_wise_figure(samplewise_
     assert sorted(set(summary["n_fit"])) == [100, 250]
     best = pd.read_csv(pipeline / "optimal_regularization.csv")
     assert sorted(zip(best["n_fit"], best["width"])) == [(100, 4), (100, 32), (250, 4), (250, 32)]
+
+
+def test_every_other_figure_draws_from_the_pipelines_table(samplewise_run):
+    """The figures the fixture leaves undrawn, drawn here from the pipeline's table with the
+    experiment's plot settings, as the plot job would (test_figures.py saves each format)."""
+    exp = config.load(SAMPLEWISE, SCHEMA)["experiments"]["tiny_samplewise"]
+    df = pd.read_parquet(samplewise_run / "metrics.parquet")
+    on_disk = {p.stem for p in (samplewise_run / "figures").glob("*.pdf")}
+    assert on_disk == {"sample_wise", "optimal_regularization"}
+    others = [f for f in targets.figures_of(exp) if f not in on_disk]
+    assert len(others) == len(targets.FIGURES) - 2
+    for name in others:
+        fig = plots.draw(name, df, exp["plot"])
+        assert any(ax.lines or ax.collections for ax in fig.axes), name
+        plt.close(fig)
 
 
 def test_adding_a_smaller_size_leaves_the_other_groups_untouched():

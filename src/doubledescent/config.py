@@ -6,9 +6,10 @@ import copy
 import json
 import os
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jsonschema
 import yaml
 
 from doubledescent import architectures, regularizers
@@ -16,10 +17,17 @@ from doubledescent.data import SOURCES, dataset_size_limits
 from doubledescent.errors import ConfigError  # raised here; callers catch config.ConfigError
 from doubledescent.specs import DatasetSpec, GroupSpec, ModelSpec, TrainingSettings
 
+if TYPE_CHECKING:
+    import jsonschema
 
-def _with_defaults(validator_class):
-    """A validator that fills `default:` values in as it validates, like Snakemake's."""
-    validate_properties = validator_class.VALIDATORS["properties"]
+
+@cache
+def _validator_class():
+    """A validator that fills `default:` values in as it validates, like Snakemake's. Imported
+    when a config is validated: the pipeline's jobs import this module but validate nothing."""
+    import jsonschema
+
+    validate_properties = jsonschema.Draft202012Validator.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
@@ -28,10 +36,9 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
-
-
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
+    return jsonschema.validators.extend(
+        jsonschema.Draft202012Validator, {"properties": set_defaults}
+    )
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -60,9 +67,12 @@ def validate(config: dict, schema_path: str | Path) -> dict:
     schema["$defs"]["regularizer"]["properties"] = regularizers.schema_properties()
     given = copy.deepcopy(config)
     config = copy.deepcopy(config)
-    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    validator = _validator_class()(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        best = jsonschema.exceptions.best_match(errors)
+        from jsonschema.exceptions import best_match
+
+        best = best_match(errors)
         raise ConfigError(_one_line(best))
     for name, exp in config["experiments"].items():
         _resolve_budget(f"config.experiments.{name}.training", given["experiments"][name], exp)

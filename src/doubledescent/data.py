@@ -119,9 +119,10 @@ def _root(spec: dict) -> Path:
 
 
 def _ensure_files(
-    spec: dict, folder: Path, names: list[str], fetch: Callable[[], object], how: str
+    spec: dict, folder: Path, names: list[str], fetch: Callable[[], object], how: Callable[[], str]
 ) -> None:
-    """Download missing files if allowed; if still missing, one line that says what to do."""
+    """Download missing files if allowed; if still missing, one line that says what to do
+    (`how()`, called only then: it may import torchvision)."""
 
     def missing():
         return [n for n in names if not (folder / n).is_file()]
@@ -132,31 +133,63 @@ def _ensure_files(
         except (OSError, RuntimeError) as e:
             reason = " ".join(str(e).split()) or type(e).__name__  # torchvision's spans lines
             raise DataError(
-                f"{spec['name']}: download into {folder} failed ({reason}); {how}"
+                f"{spec['name']}: download into {folder} failed ({reason}); {how()}"
             ) from None
     if absent := missing():
         raise DataError(
             f"{spec['name']}: expected {', '.join(absent)} in {folder}; set dataset.download: "
-            f"true on a machine with internet, or {how}"
+            f"true on a machine with internet, or {how()}"
         )
 
 
-def _load_mnist_like(class_name: str, spec: dict):
-    """MNIST-format datasets through torchvision, from raw IDX files under root/<class>/raw."""
+def _torchvision_class(class_name: str):
+    """torchvision's dataset class: its downloads and mirrors. Imported only to download or
+    to say where from: reading files already on disk needs no torch (a second's import)."""
     from torchvision import datasets
 
-    cls, root = getattr(datasets, class_name), _root(spec)
-    # torchvision reads the uncompressed files and checks only that they exist.
-    names = [name.removesuffix(".gz") for name, _ in cls.resources]
+    return getattr(datasets, class_name)
+
+
+# The files torchvision lays out and our readers read: its MNIST-like classes' `resources`
+# (gunzipped), its CIFAR classes' `base_folder`, `train_list` and `test_list`
+# (tests/test_datasets.py checks that they agree).
+MNIST_FILES = {
+    split: [f"{prefix}-{kind}-idx{dims}-ubyte" for kind, dims in (("images", 3), ("labels", 1))]
+    for split, prefix in (("train", "train"), ("test", "t10k"))
+}
+CIFAR_FILES = {
+    "CIFAR10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
+    "CIFAR100": ("cifar-100-python", ["train"], ["test"]),
+}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes (MNIST's format, type 0x08): a 4-byte magic number whose
+    last byte is the number of dimensions, the sizes as big-endian int32, then the data."""
+    raw = path.read_bytes()
+    if raw[:3] != b"\x00\x00\x08":
+        raise DataError(f"{path}: not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    shape = np.frombuffer(raw, ">i4", ndim, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _load_mnist_like(class_name: str, spec: dict):
+    """MNIST-format datasets from raw IDX files under root/<class>/raw, where torchvision
+    downloads them."""
+    root = _root(spec)
+    folder = root / class_name / "raw"
     _ensure_files(
         spec,
-        root / class_name / "raw",
-        names,
-        lambda: cls(root, download=True),
-        f"place the gunzipped files from {cls.mirrors[0]} there",
+        folder,
+        [name for split in MNIST_FILES.values() for name in split],
+        lambda: _torchvision_class(class_name)(root, download=True),
+        lambda: f"place the gunzipped files from {_torchvision_class(class_name).mirrors[0]} there",
     )
-    pools = [cls(root, train=train) for train in (True, False)]
-    train, test = [(d.data.numpy()[:, None], d.targets.numpy()) for d in pools]
+    train, test = (
+        (_read_idx(folder / images)[:, None], _read_idx(folder / labels).astype(np.int64))
+        for images, labels in MNIST_FILES.values()
+    )
     return _from_pools(spec, train, test, 255)
 
 
@@ -174,19 +207,22 @@ def _read_cifar(folder: Path, names: list[str]):
 
 def _load_cifar_like(class_name: str, spec: dict):
     """CIFAR-format datasets from the python pickles under root/<base folder>."""
-    from torchvision import datasets
-    from torchvision.datasets.utils import download_and_extract_archive
+    root = _root(spec)
+    base_folder, train_names, test_names = CIFAR_FILES[class_name]
+    folder = root / base_folder
 
-    cls, root = getattr(datasets, class_name), _root(spec)
-    folder = root / cls.base_folder
-    train_names = [name for name, _ in cls.train_list]
-    test_names = [name for name, _ in cls.test_list]
-    # torchvision's file names and archive, but our reader: its CIFAR classes accept only
-    # files with the official md5 sums, which would reject users' subsets or re-packs.
-    fetch = partial(
-        download_and_extract_archive, cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5
-    )
-    _ensure_files(spec, folder, train_names + test_names, fetch, f"extract {cls.url} into {root}")
+    # torchvision's archive, but our reader: its CIFAR classes accept only files with the
+    # official md5 sums, which would reject users' subsets or re-packs.
+    def fetch():
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        cls = _torchvision_class(class_name)
+        download_and_extract_archive(cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5)
+
+    def how():
+        return f"extract {_torchvision_class(class_name).url} into {root}"
+
+    _ensure_files(spec, folder, train_names + test_names, fetch, how)
     return _from_pools(spec, _read_cifar(folder, train_names), _read_cifar(folder, test_names), 255)
 
 

@@ -7,10 +7,12 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from doubledescent.errors import UserError
+
+if TYPE_CHECKING:  # a table's writer needs no pandas import: a data job has none to write
+    import pandas as pd
 
 
 def _umask() -> int:
