@@ -118,6 +118,16 @@ def test_a_file_that_is_not_idx_is_a_clear_error(tmp_path):
         data.build(spec(name="mnist", root=str(tmp_path), n_train=12, n_test=5))
 
 
+def test_a_truncated_idx_file_is_a_clear_error(tmp_path):
+    write_mnist_like(tmp_path, "MNIST")
+    path = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(
+        DataError, match="t10k-labels-idx1-ubyte: .* bytes of data where its header"
+    ):
+        data.build(spec(name="mnist", root=str(tmp_path), n_train=12, n_test=5))
+
+
 @pytest.mark.parametrize("name", ["digits", "cifar10"])
 def test_subsampling_is_seeded(name, tmp_path):
     if name in FILE_DATASETS:

@@ -74,8 +74,8 @@ def test_it_trains_and_learns(registered, small_data):
     first, last = (table[table.epoch == e].set_index("run_id") for e in (1, 40))
     assert len(last) == 4  # two variants x two seeds
     # Every run fits much of its noisy training set, from near chance (0.9) after one epoch,
-    # and generalizes better than it did then. (Dropout's runs get to 0.34-0.41 in 40 epochs
-    # with main's CPU mask stream, the others to 0.18-0.20.)
+    # and generalizes better than it did then. (In 40 epochs the dropout runs reach 0.34-0.41,
+    # the others 0.18-0.20.)
     assert (first.train_error > 0.8).all() and (last.train_error < 0.5).all()
     assert (last.test_error < first.test_error).all()
     assert last.test_error.mean() < first.test_error.mean() - 0.05

@@ -171,7 +171,10 @@ def _read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not an IDX file of unsigned bytes")
     ndim = raw[3]
     shape = np.frombuffer(raw, ">i4", ndim, offset=4)
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    values = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if values.size != np.prod(shape):
+        raise DataError(f"{path}: {values.size} bytes of data where its header says {shape}")
+    return values.reshape(shape)
 
 
 def _load_mnist_like(class_name: str, spec: dict):
