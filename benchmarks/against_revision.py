@@ -54,17 +54,21 @@ for line in sys.stdin:
 """
 
 
+def tree_env(tree: Path) -> dict:
+    """The environment of a process that runs `tree`'s code, one thread."""
+    return {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": "1"}
+
+
 class Worker:
     """One tree's worker process."""
 
     def __init__(self, tree: Path, epochs: int):
-        env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", WORKER, str(tree), str(epochs)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=env,
+            env=tree_env(tree),
         )
         self.groups = json.loads(self.proc.stdout.readline())
 
@@ -105,7 +109,6 @@ def whole_runs(trees: dict[str, Path], configfile: str, tmp: Path) -> None:
     print(f"machine: {provenance.cpu()}; {configfile}, snakemake --cores 1 each")
     start, running = time.perf_counter(), {}
     for i, (name, tree) in enumerate(trees.items()):
-        env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": "1"}
         cmd = [
             "snakemake",
             "--snakefile",
@@ -115,7 +118,7 @@ def whole_runs(trees: dict[str, Path], configfile: str, tmp: Path) -> None:
         ]
         cmd += ["--cores", "1", "--configfile", str(tree / configfile)]
         log = open(tmp / f"{i}.log", "w")  # noqa: SIM115 (closed with the process below)
-        running[subprocess.Popen(cmd, env=env, stdout=log, stderr=log).pid] = name, log
+        running[subprocess.Popen(cmd, env=tree_env(tree), stdout=log, stderr=log).pid] = name, log
     walls = {}
     while running:
         pid, status = os.wait()

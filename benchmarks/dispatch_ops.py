@@ -23,7 +23,6 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from doubledescent import config, data, packing, provenance, train
-from doubledescent.regularizers.dropout_masks import TorchStream
 from doubledescent.specs import GroupSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +62,7 @@ def job_state(spec: GroupSpec, arrays: data.Arrays) -> tuple[train.Group, train.
     tensors = train.Tensors.from_arrays(arrays, "cpu", shape=shape)
     group = train.make_group(spec, list(spec.runs), shape, arrays.num_classes, "cpu")
     # In place: the dropout masks hold the same list.
-    group.dropout_gens[:] = [TorchStream(train.generator(r.seed, "dropout")) for r in group.runs]
+    group.dropout_gens[:] = [train.torch_mask_stream(r.seed) for r in group.runs]
     return group, tensors
 
 

@@ -8,7 +8,7 @@ import torch
 
 from doubledescent import train
 from doubledescent.config import Run
-from doubledescent.regularizers.dropout_masks import BitStream, DropoutMasks, TorchStream
+from doubledescent.regularizers.dropout_masks import BitStream, DropoutMasks
 from tests.test_train import ReferenceDropout
 
 
@@ -49,8 +49,8 @@ def test_a_stream_resumes_from_its_saved_state():
     block), a stream restored into a fresh one continues as the original does."""
     eighth = BitStream.BLOCK // 8  # a mask of this size draws a block of exactly BLOCK
     for used in ([], [1000], [eighth] * 8):
-        streams = [BitStream(seed=1), TorchStream(train.generator(1, "dropout"))]
-        fresh = [BitStream(seed=99), TorchStream(train.generator(99, "dropout"))]
+        streams = [BitStream(seed=1), train.torch_mask_stream(1)]
+        fresh = [BitStream(seed=99), train.torch_mask_stream(99)]
         for n in used:
             for stream in streams:
                 stream.draw_(torch.empty(n), 0.5)
@@ -75,7 +75,7 @@ def test_the_gpus_torch_stream_is_uniforms_at_least_the_rate():
     """What a CUDA run's masks are, checked on the CPU's torch generator: each dropping run's
     uniforms from its own generator, kept where >= its rate, scaled by 1 / (1 - rate)."""
     rates = [0.0, 0.2, 0.5]
-    streams = [TorchStream(train.generator(s, "dropout")) for s in range(3)]
+    streams = [train.torch_mask_stream(s) for s in range(3)]
     masks = DropoutMasks(rates, streams, "cpu", torch.float64)((4, 6))
     for i, p in enumerate(rates):
         if p == 0:
@@ -92,7 +92,7 @@ def test_both_ways_of_taking_masks_agree_for_either_stream():
     rates = [0.0, 0.0, 0.3, 0.3]
     makers = {
         "bits": lambda s: train.mask_stream(s, "cpu"),
-        "torch": lambda s: TorchStream(train.generator(s, "dropout")),
+        "torch": train.torch_mask_stream,
     }
     for name, make in makers.items():
         h = torch.rand(4, 8, 5, dtype=torch.float64)

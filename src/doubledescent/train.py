@@ -50,6 +50,11 @@ def mask_stream(seed: int, device) -> BitStream | TorchStream:
     torch's generator is the slower; a torch generator on a GPU, which draws on the card."""
     if torch.device(device).type == "cpu":
         return BitStream(seed)
+    return torch_mask_stream(seed, device)
+
+
+def torch_mask_stream(seed: int, device="cpu") -> TorchStream:
+    """The GPU's kind of mask stream, on any device (benchmarks and tests use it on the CPU)."""
     return TorchStream(generator(seed, "dropout", device))
 
 

@@ -41,18 +41,18 @@ class BitStream:
 
     def __init__(self, seed: int):
         self.bits = np.random.PCG64(streams.seed_sequence(seed, "dropout"))
-        # The generator's state before the current block, the block's size and the draws
-        # used from it (None: no block drawn yet): what a checkpoint needs to redraw it.
-        self.start, self.size, self.pos = self.bits.state, 0, None
+        # The generator's state before the current block (at first an empty one), the block's
+        # size and the draws used from it: what a checkpoint needs to redraw it.
+        self.start, self.size, self.pos = self.bits.state, 0, 0
         self.rate = None  # a stream serves one run, whose rate is fixed
 
     def take(self, n: int, rate: float) -> torch.Tensor:
         """The next `n` indicators (float32, 1-D; read-only: a view of the block)."""
-        if self.rate != rate and self.pos is not None:
+        if self.rate not in (None, rate):
             raise ValueError(f"a mask stream serves one rate: {self.rate}, now {rate}")
         self.rate, pieces = rate, []
         while n > 0:
-            if self.pos is None or self.pos == self.size:
+            if self.pos == self.size:
                 self.draw_block(max(self.BLOCK, min(8 * n, self.CAP)))
             k = min(n, self.size - self.pos)
             pieces.append(self.kept[self.pos : self.pos + k])
@@ -78,8 +78,9 @@ class BitStream:
         return {"start": self.start, "size": self.size, "pos": self.pos, "rate": self.rate}
 
     def set_state(self, state: dict) -> None:
-        self.bits.state, self.rate, self.pos = state["start"], state["rate"], None
-        if state["pos"] is not None:
+        self.bits.state, self.rate = state["start"], state["rate"]
+        self.start, self.size, self.pos = state["start"], 0, 0
+        if state["size"]:  # a block was drawn: the same again
             self.draw_block(state["size"])
             self.pos = state["pos"]
 
