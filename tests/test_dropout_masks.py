@@ -100,3 +100,28 @@ def test_both_ways_of_taking_masks_agree_for_either_stream():
         expected = h * masks((8, 5))
         DropoutMasks(rates, [make(s) for s in range(4)], "cpu", torch.float64).apply_(h)
         assert torch.equal(h, expected), name
+
+
+def test_a_gpu_slice_compares_its_runs_uniforms_once():
+    """On a GPU every op is a kernel launch: the dropping slice's uniforms go into one
+    buffer (a draw per run) and take one comparison and one multiply, whatever its runs."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    rates = [0.0, 0.2, 0.2, 0.2]
+    masks = DropoutMasks(
+        rates, [train.torch_mask_stream(s) for s in range(4)], "cpu", torch.float32
+    )
+    h = torch.rand(4, 8, 5)
+    with Ops() as ops:
+        masks.apply_(h)
+    assert ops.names.count("uniform_") == 3
+    assert ops.names.count("ge_") == 1 and ops.names.count("mul_") == 2

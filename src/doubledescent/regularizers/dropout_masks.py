@@ -38,6 +38,8 @@ class BitStream:
     blocks) within [BLOCK, CAP], and a mask is a view of the block where it lies in one."""
 
     BLOCK, CAP = 1 << 15, 1 << 21  # draws per block: 128 KB to 8 MB of indicators
+    # `take` is a view of indicators already made: a run's mask costs no op to draw.
+    takes_views = True
 
     def __init__(self, seed: int):
         self.bits = np.random.PCG64(streams.seed_sequence(seed, "dropout"))
@@ -89,6 +91,9 @@ class TorchStream:
     """A run's mask stream on a GPU: uniforms of a torch generator on the device (drawn
     there, no host work in the step), kept where at least the rate."""
 
+    # Each `take` is ops of its own: a stack's runs draw into one buffer instead.
+    takes_views = False
+
     def __init__(self, gen: torch.Generator):
         self.gen = gen
 
@@ -112,10 +117,11 @@ class DropoutMasks:
         self.rate = torch.tensor(rates, device=device)
         self.scale = 1 / torch.tensor([1 - p for p in rates], dtype=dtype, device=device)
         self.dropping = [i for i, p in enumerate(rates) if p > 0]
-        # The dropping runs where they are one slice, with their scales shaped to
-        # broadcast over their (runs, B, features) activations.
+        # The dropping runs where they are one slice, with their rates and scales shaped
+        # to broadcast over their (runs, B, features) activations.
         self.span = one_slice(rates)
         if self.span is not None:
+            self.span_rate = self.rate[self.span].view(-1, 1, 1)
             self.span_scale = self.scale[self.span].view(-1, 1, 1)
         self.device = device
         self.padded: dict[tuple, tuple] = {}  # a padded model's draws and run slices
@@ -154,11 +160,18 @@ class DropoutMasks:
         if widths is not None or self.span is None:
             h.mul_(self(h.shape[1:], widths))
             return
-        # Each run's indicators multiplied in, then the scales: h * keep * scale is
-        # h * (keep * scale) bit for bit (keep is 0 or 1), without a mask tensor to fill.
-        dropping = h[self.span]
-        for hj, stream, rate in zip(dropping, self.gens[self.span], self.rates[self.span]):
-            hj.mul_(stream.take(hj.numel(), rate).view(hj.shape))
+        # h * keep * scale is h * (keep * scale) bit for bit (keep is 0 or 1).
+        dropping, streams = h[self.span], self.gens[self.span]
+        if all(s.takes_views for s in streams):
+            # Each run's indicators multiplied in, then the scales: no mask tensor to fill.
+            for hj, stream, rate in zip(dropping, streams, self.rates[self.span]):
+                hj.mul_(stream.take(hj.numel(), rate).view(hj.shape))
+        else:
+            # Drawn into one buffer, one comparison for the slice: fewer ops on a GPU.
+            u = torch.empty(dropping.shape, device=self.device)
+            for uj, stream, rate in zip(u, streams, self.rates[self.span]):
+                stream.draw_(uj, rate)
+            dropping.mul_(u.ge_(self.span_rate).to(self.dtype))
         dropping.mul_(self.span_scale)
 
     def scale_grad_(self, g: torch.Tensor) -> None:
