@@ -9,6 +9,8 @@ beside the group's checkpoint, which `doubledescent status` reads.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -86,6 +88,10 @@ class Watch:
             "elapsed": self.elapsed + t - self.start,
             "eta": eta,
             "updated": now(),
+            # Who writes it and how often: `doubledescent status` tells a stopped job by them.
+            "host": platform.node(),
+            "pid": os.getpid(),
+            "every": self.every,
         }
         if log:
             self.log(line(record))

@@ -1,21 +1,29 @@
 """`doubledescent status`: how far a config's sweeps have got, while they run or after a stop.
 
-A group is done when its table exists, running when its job has written a progress file or
-a checkpoint (a stopped job leaves them too: the age of its last update tells), and pending
-otherwise. The model-wise figure so far is drawn from the done groups' tables and the rows
-that running groups have checkpointed, each run at its latest evaluated epoch.
+A group is done when its table exists; running when its job has written a progress file
+(or only a checkpoint, before its first report) and the job is alive; stopped when the job
+that wrote the progress file is gone: its process has ended (on this host), or (on another,
+such as a cluster node) it has missed three of its reports; pending otherwise. A rerun
+resumes a stopped group from its checkpoint. The model-wise figure so far is drawn from the
+done groups' tables and the rows that running and stopped groups have checkpointed, each run
+at its latest evaluated epoch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 from doubledescent import packing, progress
 
 RESULTS = "results"
-STATES = ("done", "running", "pending")
+STATES = ("done", "running", "stopped", "pending")
+# Seconds a job on another host may be late with a report before it counts as stopped
+# (a slow evaluation or checkpoint, or the hosts' clocks apart), beyond three intervals.
+REPORT_SLACK = 60
 
 
 def group_table(results: str | Path, experiment: str, group: str) -> Path:
@@ -35,28 +43,62 @@ class Group:
     progress: dict | None = None  # the job's last progress record, if it wrote one
 
 
-def groups(results: str | Path, experiment: str, exp: dict, packs: bool = False) -> list[Group]:
-    """The state of each training job: a group, or with `packs` a pack of groups."""
+def groups(
+    results: str | Path, experiment: str, exp: dict, packs: bool = False, now=None
+) -> list[Group]:
+    """The state of each training job (a group, or with `packs` a pack of groups) at `now`
+    (UTC; the current time by default)."""
+    now = now or dt.datetime.now(dt.UTC)
     out = []
     for gid in packing.jobs(exp, packs):
         ckpt = checkpoint_path(results, experiment, gid)
         record = progress.read(progress.path_for(ckpt))
         if group_table(results, experiment, gid).exists():
             out.append(Group(gid, "done"))
-        elif record or ckpt.exists():
-            out.append(Group(gid, "running", record))
+        elif record:
+            out.append(Group(gid, "running" if writer_alive(record, now) else "stopped", record))
+        elif ckpt.exists():
+            out.append(Group(gid, "running"))
         else:
             out.append(Group(gid, "pending"))
     return out
 
 
-def _running_line(g: Group, now: dt.datetime) -> str:
+def writer_alive(record: dict, now: dt.datetime) -> bool:
+    """Whether the job that wrote a progress record still runs: its process, on this host;
+    elsewhere, whether its last report is at most three intervals old (and some slack).
+    A record from before jobs said who wrote it counts as alive, as it did then."""
+    if "pid" not in record:
+        return True
+    if record["host"] == platform.node():
+        return pid_alive(record["pid"])
+    age = (now - dt.datetime.fromisoformat(record["updated"])).total_seconds()
+    return age <= 3 * record["every"] + REPORT_SLACK
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _started_line(g: Group, now: dt.datetime) -> str:
+    """A running or stopped group's line: its last progress and how old that is."""
     if not g.progress:
-        return f"  running  {g.name}  (no progress record yet)"
-    age = (now - dt.datetime.fromisoformat(g.progress["updated"])).total_seconds()
-    return (
-        f"  running  {g.name}  {progress.line(g.progress)}  (updated {progress.duration(age)} ago)"
+        return f"  {g.state}  {g.name}  (no progress record yet)"
+    age = progress.duration(
+        (now - dt.datetime.fromisoformat(g.progress["updated"])).total_seconds()
     )
+    when = (
+        f"updated {age} ago"
+        if g.state == "running"
+        else f"last report {age} ago; a rerun resumes it"
+    )
+    return f"  {g.state}  {g.name}  {progress.line(g.progress)}  ({when})"
 
 
 def summary(experiment: str, states: list[Group], now: dt.datetime) -> list[str]:
@@ -64,7 +106,7 @@ def summary(experiment: str, states: list[Group], now: dt.datetime) -> list[str]
     by = {s: [g for g in states if g.state == s] for s in STATES}
     counts = ", ".join(f"{len(by[s])} {s}" for s in STATES)
     lines = [f"{experiment}: {len(states)} groups: {counts}"]
-    lines += [_running_line(g, now) for g in by["running"]]
+    lines += [_started_line(g, now) for g in by["running"] + by["stopped"]]
     for s in ("done", "pending"):
         if by[s]:
             lines.append(f"  {s:<7}  " + " ".join(g.name for g in by[s]))
@@ -72,7 +114,8 @@ def summary(experiment: str, states: list[Group], now: dt.datetime) -> list[str]
 
 
 def table_so_far(results: str | Path, experiment: str, exp: dict, states: list[Group]):
-    """The done groups' rows and the running groups' checkpointed ones, or None if none."""
+    """The done groups' rows and the running and stopped groups' checkpointed ones, or None
+    if none."""
     import pandas as pd
 
     from doubledescent.results import read_table
@@ -82,20 +125,20 @@ def table_so_far(results: str | Path, experiment: str, exp: dict, states: list[G
         for g in states
         if g.state == "done"
     ]
-    running = [g for g in states if g.state == "running"]
-    if running:
-        tables += _checkpointed(results, experiment, exp, running)
+    started = [g for g in states if g.state in ("running", "stopped")]
+    if started:
+        tables += _checkpointed(results, experiment, exp, started)
     tables = [t for t in tables if len(t)]
     return pd.concat(tables, ignore_index=True) if tables else None
 
 
-def _checkpointed(results, experiment: str, exp: dict, running: list[Group]) -> list:
-    """Tables of the rows the running groups have checkpointed (needs torch and the data)."""
+def _checkpointed(results, experiment: str, exp: dict, started: list[Group]) -> list:
+    """Tables of the rows the `started` groups have checkpointed (needs torch and the data)."""
     from doubledescent import checkpoint, data, train
 
     arrays = data.load(Path(results) / experiment / "data.npz")
     tables = []
-    for g in running:
+    for g in started:
         spec = packing.job_spec(experiment, exp, g.name)
         rows = checkpoint.rows(checkpoint_path(results, experiment, g.name), spec)
         if rows:
@@ -118,7 +161,7 @@ def report(cfg: dict, results: str | Path = RESULTS, out=print) -> None:
     now = dt.datetime.now(dt.UTC)
     packs = packing.enabled(cfg["packing"], cfg["device"])
     for name, exp in cfg["experiments"].items():
-        states = groups(results, name, exp, packs)
+        states = groups(results, name, exp, packs, now)
         for line in summary(name, states, now):
             out(line)
         table = table_so_far(results, name, exp, states)
