@@ -31,6 +31,14 @@ SPEC = {
 TINY_EXPERIMENT = {"dataset": {"n_train": N_TRAIN}, "regularizers": {"none": {"weight_decay": 0.0}}}
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    """The tests inspect figures they draw without saving them (saving closes them): close
+    them after each test, so the worker's later tests don't start with dozens open."""
+    yield
+    plt.close("all")
+
+
 def n_params(width: int) -> int:
     """Parameters of the 40 -> h -> h -> 10 MLP."""
     return width * width + 52 * width + 10
