@@ -325,7 +325,6 @@ def test_epoch_labels_stand_apart_in_every_panel():
         boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
         assert len(boxes) > 3
         assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), ax.get_title()
-    plt.close(fig)
 
 
 def test_epoch_curves_show_smallest_threshold_and_largest_width(table):

@@ -72,8 +72,12 @@ def writer_alive(record: dict, now: dt.datetime) -> bool:
         return True
     if record["host"] == platform.node():
         return pid_alive(record["pid"])
-    age = (now - dt.datetime.fromisoformat(record["updated"])).total_seconds()
-    return age <= 3 * record["every"] + REPORT_SLACK
+    return report_age(record, now) <= 3 * record["every"] + REPORT_SLACK
+
+
+def report_age(record: dict, now: dt.datetime) -> float:
+    """Seconds since the progress record was written."""
+    return (now - dt.datetime.fromisoformat(record["updated"])).total_seconds()
 
 
 def pid_alive(pid: int) -> bool:
@@ -90,9 +94,7 @@ def _started_line(g: Group, now: dt.datetime) -> str:
     """A running or stopped group's line: its last progress and how old that is."""
     if not g.progress:
         return f"  {g.state}  {g.name}  (no progress record yet)"
-    age = progress.duration(
-        (now - dt.datetime.fromisoformat(g.progress["updated"])).total_seconds()
-    )
+    age = progress.duration(report_age(g.progress, now))
     when = (
         f"updated {age} ago"
         if g.state == "running"
