@@ -19,6 +19,20 @@ include: "workflow/rules/collect.smk"
 include: "workflow/rules/plot.smk"
 
 
+# On a local run the steps fork from one process that has imported torch, pandas and
+# matplotlib already (doubledescent.warm): seconds less per job. Not on a cluster.
+onstart:
+    ddwarm.start(CONFIG["warm_start"] and workflow.local_exec)
+
+
+onsuccess:
+    ddwarm.stop()
+
+
+onerror:
+    ddwarm.stop()
+
+
 # Seconds of work each: on a cluster they run where Snakemake runs, sparing each the
 # queueing and job-step overhead of a SLURM job.
 localrules:

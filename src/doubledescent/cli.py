@@ -148,6 +148,12 @@ def _status(args) -> None:
     status.report(_config(args), args.results)
 
 
+def _serve(args) -> None:
+    from doubledescent import warm
+
+    warm.serve(args.socket)
+
+
 def _add_configfile(s) -> None:
     s.add_argument(
         "--configfile",
@@ -231,6 +237,12 @@ def parser() -> argparse.ArgumentParser:
     _add_configfile(s)
     s.add_argument("--results", default="results", help="the results folder")
     s.set_defaults(func=_status)
+
+    s = sub.add_parser(
+        "serve", help="a local run's warm-start server (internal: doubledescent.warm)"
+    )
+    s.add_argument("--socket", required=True, help="the socket to listen on")
+    s.set_defaults(func=_serve)
     return p
 
 

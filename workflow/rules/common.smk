@@ -9,6 +9,7 @@ from doubledescent import gpus as ddgpus
 from doubledescent import packing as ddpacking
 from doubledescent import resources as ddresources
 from doubledescent import targets as ddtargets
+from doubledescent import warm as ddwarm
 from doubledescent.config import canonical_json
 from doubledescent.targets import FIGURE_EXTENSIONS, RESULTS
 
