@@ -133,6 +133,14 @@ def test_the_server_ends_and_cleans_up_when_stopped(server):
     assert not folder.exists()
 
 
+def test_a_server_stopped_while_it_imports_leaves_nothing_behind():
+    warm.start(True)
+    process, folder = warm._server, Path(os.environ[warm.ENV]).parent
+    warm.stop()  # long before its imports end
+    process.wait(timeout=120)
+    assert not folder.exists() and warm.ENV not in os.environ
+
+
 def test_without_a_server_the_step_runs_in_its_own_process(tmp_path):
     env = {**cold_env(), warm.ENV: str(tmp_path / "no-server.sock")}
     alone = step(

@@ -10,8 +10,10 @@ The client waits for the child, passes on the signals it gets (a Ctrl-C, Snakema
 SIGTERM), and ends as the child ended, so Snakemake sees the step as if it ran in the
 client. If the client dies (SIGKILL), its child gets SIGTERM.
 
-Without a server (a step run by hand, a cluster job: only local runs start one, or before
-the server has finished importing) the step runs in the client, as it always did.
+Without a server (a step run by hand, a cluster job: only local runs start one; before the
+server has finished importing; a system without fork) the step runs in the client, as it
+always did. The forked child shows in `ps` under the server's command line; its client,
+the job's own process, under the step's.
 Torch-free at import: the client is every step's first tenth of a second.
 """
 
@@ -111,7 +113,7 @@ def start(enabled: bool) -> None:
     """Start a server and name its socket in this process's environment, which the jobs
     inherit. Snakemake calls this only where it runs jobs (not on a dry run)."""
     global _server
-    if not enabled or _server is not None or ENV in os.environ:
+    if not (enabled and hasattr(os, "fork")) or _server is not None or ENV in os.environ:
         return
     path = os.path.join(tempfile.mkdtemp(prefix="doubledescent-"), "warm.sock")
     # One OpenMP thread, as Snakemake gives a one-thread job: torch's import starts a pool
@@ -128,16 +130,14 @@ def start(enabled: bool) -> None:
 
 
 def stop() -> None:
-    """Ask the server to end: it takes no new steps, removes its socket and exits once its
+    """Ask the server to end: it takes no new steps, removes its folder and exits once its
     children have. Not waited for: a step left running must not hold up Snakemake's exit."""
     global _server
-    if _server is None:
-        return
-    _server.terminate()
-    folder = os.path.dirname(os.environ.pop(ENV))
-    if _server.poll() is not None:  # it may have failed before it was ready to clean up
-        shutil.rmtree(folder, ignore_errors=True)
-    _server = None
+    if _server is not None:
+        _server.terminate()
+        _server = None
+        # Also here: a server stopped as it starts may not have got to its own cleanup.
+        shutil.rmtree(os.path.dirname(os.environ.pop(ENV)), ignore_errors=True)
 
 
 # The server.
@@ -148,28 +148,33 @@ def serve(path: str) -> None:
     asked to stop (SIGTERM) or until the process that started it is gone; then wait for the
     children that still run. Clients that connect before the imports finish find no
     socket: the socket appears (renamed into place) once they are done."""
-    for name in PRELOAD:
-        importlib.import_module(name)
-    parent, stopping = os.getppid(), []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    wake_r, wake_w = os.pipe()  # a SIGCHLD or SIGTERM wakes the select below
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path + ".new")
-    listener.listen(64)
-    os.rename(path + ".new", path)
+    signal.signal(signal.SIGTERM, _quit)  # while importing: nothing runs yet
     children: dict[int, socket.socket] = {}  # pid -> its client's connection
     try:
-        while not stopping and os.getppid() == parent:
-            ready, _, _ = select.select([listener, wake_r], [], [], 1.0)
-            if listener in ready:
-                _accept(listener, children, [listener.fileno(), wake_r, wake_w])
-            _drain(wake_r, ready)
-            _reap(children)
+        for name in PRELOAD:
+            importlib.import_module(name)
+        if sys.modules["torch"].cuda.is_initialized():  # a fork does not carry CUDA over
+            raise RuntimeError(
+                "importing the steps' modules started CUDA; warm starts need it not to"
+            )
+        stopping: list[bool] = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        wake_r, wake_w = _wake_on_signals()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            try:
+                listener.bind(path + ".new")
+            except FileNotFoundError:  # stop() removed the folder: the run has ended
+                return
+            listener.listen(64)
+            os.rename(path + ".new", path)
+            parent, own = os.getppid(), [listener.fileno(), wake_r, wake_w]
+            while not stopping and os.getppid() == parent:
+                ready, _, _ = select.select([listener, wake_r], [], [], 1.0)
+                if listener in ready:
+                    _accept(listener, children, own)
+                _drain(wake_r, ready)
+                _reap(children)
     finally:
-        listener.close()
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     while children:
         _drain(wake_r, select.select([wake_r], [], [], 1.0)[0])
@@ -179,6 +184,20 @@ def serve(path: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _quit(*_) -> None:
+    raise SystemExit(0)
+
+
+def _wake_on_signals() -> tuple[int, int]:
+    """A pipe that each signal (a child's SIGCHLD, SIGTERM) writes to: its read end wakes
+    a select on it."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # delivered, so that it is written
+    return wake_r, wake_w
 
 
 def _drain(fd: int, ready: list) -> None:
