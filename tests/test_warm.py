@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from doubledescent import config, progress, warm
+from doubledescent import config, progress, status, warm
 from tests.conftest import mnist1d_spec
 from tests.test_resume import paused_after_a_checkpoint, spec, wait_for
 
@@ -96,13 +96,10 @@ def wait_until_gone(pid: int, bound: float = 120) -> None:
     """Until process `pid` has ended and been reaped (an event); failing only if that has
     not happened after `bound` seconds, far more than any machine takes."""
     deadline = time.monotonic() + bound
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
+    while status.pid_alive(pid):
+        if time.monotonic() > deadline:
+            pytest.fail(f"process {pid} still runs")
         time.sleep(0.01)
-    pytest.fail(f"process {pid} still runs")
 
 
 def test_ctrl_c_reaches_the_step_and_the_client_ends_as_it_did(server, tmp_path):
@@ -119,7 +116,7 @@ def test_ctrl_c_reaches_the_step_and_the_client_ends_as_it_did(server, tmp_path)
 
 def test_a_killed_client_stops_its_step(server, tmp_path):
     job, trainer = paused_training(tmp_path, server)
-    os.kill(trainer, 0)  # training, paused
+    assert status.pid_alive(trainer)  # training, paused
     job.kill()
     job.wait()
     wait_until_gone(trainer)
