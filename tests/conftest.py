@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from doubledescent import config, data, results
+from doubledescent import config, data, results, warm
 from doubledescent.specs import TrainingSettings
 
 # One torch thread per pytest-xdist worker, as each training job has: two workers on two
@@ -68,22 +68,36 @@ def sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def wait_until(done, run: subprocess.Popen, log: Path) -> None:
-    """Until `done()` holds (an event the workflow writes); fail if Snakemake ends first."""
+def wait_until(done, run: subprocess.Popen, log: Path, bound: float = 300) -> None:
+    """Until `done()` holds (an event the workflow writes); fail if Snakemake ends first, or
+    if it has not happened after `bound` seconds, far more than any machine takes (then the
+    event will not come: a test must not hang on it)."""
+    deadline = time.monotonic() + bound
     while not done():
         assert run.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no event in {bound} s: {log.read_text()[-3000:]}"
         time.sleep(0.05)
 
 
-def snakemake(workdir, *args, configfile=TINY, timeout=300) -> subprocess.CompletedProcess:
-    """Run the workflow in `workdir` (not copied: --directory keeps each test's results apart)."""
+def snakemake(
+    workdir, *args, configfile=TINY, timeout=300, env=None
+) -> subprocess.CompletedProcess:
+    """Run the workflow in `workdir` (not copied: --directory keeps each test's results apart),
+    in this process's environment or `env`."""
     return subprocess.run(
         snakemake_cmd(workdir, *args, configfile=configfile),
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
+
+
+def without_warm_server() -> dict:
+    """This process's environment without the session's warm-start server (`warm_server`):
+    a workflow run in it starts its own, or none where it runs no job locally."""
+    return {k: v for k, v in os.environ.items() if k != warm.ENV}
 
 
 def report(workdir, *targets, configfile=TINY) -> dict[str, dict]:
@@ -144,6 +158,16 @@ def finished_workflow(tmp_path_factory, configfile, *targets) -> Path:
     proc = snakemake(workdir, *targets, configfile=configfile)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_server():
+    """One warm-start server per test worker, named in the environment that every workflow
+    the tests run inherits, so each hands its steps to it (the Snakefile starts a server only
+    where none is named): its ~5 s of imports once, not once per Snakemake run."""
+    warm.start(True)
+    yield
+    warm.stop()
 
 
 # The tiny pipelines, run once per session and shared by the tests that read their outputs

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, check_tiny_metrics, snakemake
+from tests.conftest import REPO, check_tiny_metrics, snakemake, without_warm_server
 
 pytestmark = pytest.mark.slurm
 
@@ -98,8 +98,13 @@ def local_slurm():
 def test_tiny_workflow_on_slurm(local_slurm, tmp_path):
     # The plugin picks sacct wherever it is installed; this cluster has no accounting, so
     # job status must come from squeue, as on any such cluster (see the profile's comment).
+    # Without the session's warm-start server: its socket is reachable from this one node,
+    # and a real cluster's jobs each run in a process of their own.
     proc = snakemake(
-        tmp_path, "--profile", str(PROFILE), "--slurm-status-command", "squeue", timeout=600
+        tmp_path,
+        *("--profile", str(PROFILE), "--slurm-status-command", "squeue"),
+        timeout=600,
+        env=without_warm_server(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The data job and each of the 6 training groups really went through SLURM.

@@ -6,33 +6,46 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from doubledescent import config, progress, status, warm
-from tests.conftest import mnist1d_spec
+from doubledescent import checkpoint, config, progress, status, warm
+from tests.conftest import (
+    TINY,
+    TINY_TABLE,
+    mnist1d_spec,
+    snakemake_cmd,
+    wait_until,
+    without_warm_server,
+)
 from tests.test_resume import paused_after_a_checkpoint, spec, wait_for
 
 
-@pytest.fixture
-def server():
-    """A server started as the Snakefile starts one; the environment its clients get."""
-    warm.start(True)
+def wait_ready() -> None:
+    """Until this process's server has imported all (its socket appears then)."""
     path = Path(os.environ[warm.ENV])
-    try:
-        while not path.exists():  # the socket appears once the server has imported all
-            assert warm._server.poll() is None, "the server ended before it was ready"
-            time.sleep(0.01)
-        yield dict(os.environ)
-    finally:
-        warm.stop()
+    while not path.exists():
+        assert warm._server.poll() is None, "the server ended before it was ready"
+        time.sleep(0.01)
 
 
-def cold_env() -> dict:
-    return {k: v for k, v in os.environ.items() if k != warm.ENV}
+@pytest.fixture
+def server() -> dict:
+    """The session's server (tests/conftest.py), once ready; the environment its clients get."""
+    wait_ready()
+    return dict(os.environ)
+
+
+@pytest.fixture
+def own_server(monkeypatch):
+    """Room for a test's own server: the session's is hidden from `warm` meanwhile."""
+    monkeypatch.setattr(warm, "_server", None)
+    monkeypatch.delenv(warm.ENV)
 
 
 def step(*args, env) -> subprocess.CompletedProcess:
@@ -48,7 +61,7 @@ def imported(stderr: str) -> set[str]:
 def test_a_forked_step_writes_what_a_fresh_process_does_without_importing_it(server, tmp_path):
     args = ["data", "--spec", json.dumps(mnist1d_spec()), "--out"]
     warm_step = step(*args, str(tmp_path / "warm.npz"), env=server)
-    cold_step = step(*args, str(tmp_path / "cold.npz"), env=cold_env())
+    cold_step = step(*args, str(tmp_path / "cold.npz"), env=without_warm_server())
     assert warm_step.returncode == cold_step.returncode == 0, warm_step.stderr
     # The client only handed the step over: numpy (and torch) were never imported in it.
     assert "numpy" in imported(cold_step.stderr)
@@ -122,7 +135,9 @@ def test_a_killed_client_stops_its_step(server, tmp_path):
     wait_until_gone(trainer)
 
 
-def test_the_server_ends_and_cleans_up_when_stopped(server):
+def test_the_server_ends_and_cleans_up_when_stopped(own_server):
+    warm.start(True)
+    wait_ready()
     process, folder = warm._server, Path(os.environ[warm.ENV]).parent
     warm.stop()
     assert warm.ENV not in os.environ
@@ -130,7 +145,7 @@ def test_the_server_ends_and_cleans_up_when_stopped(server):
     assert not folder.exists()
 
 
-def test_a_server_stopped_while_it_imports_leaves_nothing_behind():
+def test_a_server_stopped_while_it_imports_leaves_nothing_behind(own_server):
     warm.start(True)
     process, folder = warm._server, Path(os.environ[warm.ENV]).parent
     warm.stop()  # long before its imports end
@@ -139,9 +154,66 @@ def test_a_server_stopped_while_it_imports_leaves_nothing_behind():
 
 
 def test_without_a_server_the_step_runs_in_its_own_process(tmp_path):
-    env = {**cold_env(), warm.ENV: str(tmp_path / "no-server.sock")}
+    env = {**without_warm_server(), warm.ENV: str(tmp_path / "no-server.sock")}
     alone = step(
         "data", "--spec", json.dumps(mnist1d_spec()), "--out", str(tmp_path / "d.npz"), env=env
     )
     assert alone.returncode == 0, alone.stderr
     assert "numpy" in imported(alone.stderr) and (tmp_path / "d.npz").exists()
+
+
+def test_a_local_run_starts_its_own_server_and_its_steps_fork_from_it(tmp_path):
+    """As a user runs it (no server named): the Snakefile's server, on one core. Both groups
+    pause after a checkpoint; the first is let go once the server is ready, so the second
+    starts after that: its trainer is the server's child. The server's folder goes with it."""
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["experiments"]["tiny"].update(widths=[4, 16], regularizers={"none": {}})
+    cfg["checkpoint_every"] = 3
+    configfile = tmp_path / "two_groups.yaml"
+    configfile.write_text(yaml.safe_dump(cfg))
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    # A temp folder of this test's, short: a socket's path has a limit that tmp_path may pass.
+    temp = Path(tempfile.mkdtemp())
+    groups = [f"width~{w}_norm~none.pt" for w in (4, 16)]
+    for name in groups:
+        (pause / f"{name}.pause").touch()
+    env = {**without_warm_server(), checkpoint.PAUSE_ENV: str(pause), "TMPDIR": str(temp)}
+    log = tmp_path / "snakemake.log"
+    with open(log, "w") as out:
+        run = subprocess.Popen(
+            snakemake_cmd(tmp_path, "--cores", "1", TINY_TABLE, configfile=configfile),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        paused = [pause / f"{name}.paused" for name in groups]
+        wait_until(lambda: any(p.exists() for p in paused), run, log)
+        wait_until(lambda: list(temp.glob("doubledescent-*/warm.sock")), run, log)
+        first = 0 if paused[0].exists() else 1
+        (pause / f"{groups[first]}.pause").unlink()
+        wait_until(paused[1 - first].exists, run, log)
+
+        ckpt = tmp_path / "results" / "tiny" / "checkpoints" / groups[1 - first]
+        trainer = progress.read(progress.path_for(ckpt))["pid"]
+        parent = int(Path(f"/proc/{trainer}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        server = Path(f"/proc/{parent}/cmdline").read_text().split("\0")
+        assert server[-4:-1] == ["serve", "--socket", str(next(temp.glob("*/warm.sock")))]
+    finally:  # a failed check leaves no job paused, nor Snakemake waiting on it
+        for name in groups:
+            (pause / f"{name}.pause").unlink(missing_ok=True)
+    assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert not list(temp.iterdir())
+    temp.rmdir()
+
+
+def test_a_temp_folder_too_long_for_a_socket_puts_it_in_tmp(tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    path = Path(warm._socket_path())
+    assert path.parent.parent == Path("/tmp") and path.parent.stat().st_mode & 0o777 == 0o700
+    path.parent.rmdir()
+    monkeypatch.setattr(warm, "MAX_SOCKET_PATH", 8)  # nowhere short enough: no server
+    assert warm._socket_path() is None and not list(deep.iterdir())

@@ -39,6 +39,9 @@ ENV = "DOUBLEDESCENT_WARM"  # the server's socket, in the environment of a local
 PRELOAD = ("doubledescent.train", "doubledescent.plots", "doubledescent.status", "pyarrow.parquet")
 HEADER = struct.Struct("!I")  # a request's length, then the request as JSON
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# The longest path a Unix socket takes: sockaddr_un holds 108 bytes on Linux, 104 on macOS
+# and the BSDs, with a closing NUL.
+MAX_SOCKET_PATH = 103
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 _server: subprocess.Popen | None = None  # the server this process started
@@ -115,7 +118,9 @@ def start(enabled: bool) -> None:
     global _server
     if not (enabled and hasattr(os, "fork")) or _server is not None or ENV in os.environ:
         return
-    path = os.path.join(tempfile.mkdtemp(prefix="doubledescent-"), "warm.sock")
+    path = _socket_path()
+    if path is None:
+        return
     # One OpenMP thread, as Snakemake gives a one-thread job: torch's import starts a pool
     # of all cores otherwise, which a fork does not carry over (training sets its threads).
     env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, "1")}
@@ -127,6 +132,19 @@ def start(enabled: bool) -> None:
         start_new_session=True,  # a Ctrl-C reaches the clients, which pass it on
     )
     os.environ[ENV] = path
+
+
+def _socket_path() -> str | None:
+    """A socket's path in a new private folder: in the temp folder, or in /tmp where that
+    one's path is too long for a socket (a bind would fail); None where neither fits."""
+    for parent in (None, "/tmp"):
+        with contextlib.suppress(OSError):  # no /tmp
+            folder = tempfile.mkdtemp(prefix="doubledescent-", dir=parent)
+            path = os.path.join(folder, "warm.sock")
+            if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+                return path
+            os.rmdir(folder)
+    return None
 
 
 def stop() -> None:
