@@ -112,9 +112,10 @@ def report(workdir, *targets, configfile=TINY) -> dict[str, dict]:
     return json.loads(entries[1])
 
 
-def check_tiny_metrics(workdir) -> pd.DataFrame:
-    """Assert what any finished run of the tiny config must have written; return its table."""
-    cfg = yaml.safe_load(TINY.read_text())["experiments"]["tiny"]
+def check_tiny_metrics(workdir, configfile=TINY) -> pd.DataFrame:
+    """Assert what any finished run of the tiny config (or a `smaller_tiny`) must have
+    written; return its table."""
+    cfg = yaml.safe_load(Path(configfile).read_text())["experiments"]["tiny"]
     df = pd.read_parquet(Path(workdir) / "results" / "tiny" / "metrics.parquet")
     assert list(df.columns[: len(results.KEY_COLUMNS)]) == results.KEY_COLUMNS
     n_runs = len(cfg["widths"]) * len(cfg["regularizers"]) * len(cfg["seeds"])
