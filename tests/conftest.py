@@ -95,7 +95,7 @@ def snakemake(
 
 
 def without_warm_server() -> dict:
-    """This process's environment without the session's warm-start server (`warm_server`):
+    """This process's environment without the suite's warm-start server (`pytest_configure`):
     a workflow run in it starts its own, or none where it runs no job locally."""
     return {k: v for k, v in os.environ.items() if k != warm.ENV}
 
@@ -161,14 +161,24 @@ def finished_workflow(tmp_path_factory, configfile, *targets) -> Path:
     return workdir
 
 
-@pytest.fixture(scope="session", autouse=True)
-def warm_server():
-    """One warm-start server per test worker, named in the environment that every workflow
-    the tests run inherits, so each hands its steps to it (the Snakefile starts a server only
-    where none is named): its ~5 s of imports once, not once per Snakemake run."""
-    warm.start(True)
-    yield
-    warm.stop()
+def pytest_collection_modifyitems(items):
+    """The SLURM tests first: they mostly wait on the scheduler's polling, which the other
+    worker's tests fill; run last, that wait was the suite's idle tail (pytest-xdist hands
+    out modules in this order)."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
+
+
+def pytest_configure(config):
+    """One warm-start server for the suite, named in the environment that the workers and
+    every workflow the tests run inherit, so each hands its steps to it (the Snakefile
+    starts a server only where none is named): ~5 s of imports once, not once per Snakemake
+    run. Started here, in pytest's first process: before pytest-xdist starts its workers."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        warm.start(True)
+
+
+def pytest_unconfigure(config):
+    warm.stop()  # a no-op in a worker, which started none
 
 
 # The tiny pipelines, run once per session and shared by the tests that read their outputs

@@ -26,17 +26,19 @@ from tests.conftest import (
 from tests.test_resume import paused_after_a_checkpoint, spec, wait_for
 
 
-def wait_ready() -> None:
-    """Until this process's server has imported all (its socket appears then)."""
-    path = Path(os.environ[warm.ENV])
+def wait_ready(bound: float = 120) -> None:
+    """Until the server the environment names has imported all (its socket appears then);
+    failing if the server this process started ends first, or after `bound` seconds."""
+    path, deadline = Path(os.environ[warm.ENV]), time.monotonic() + bound
     while not path.exists():
-        assert warm._server.poll() is None, "the server ended before it was ready"
+        assert warm._server is None or warm._server.poll() is None, "the server ended"
+        assert time.monotonic() < deadline, f"no server at {path} after {bound} s"
         time.sleep(0.01)
 
 
 @pytest.fixture
 def server() -> dict:
-    """The session's server (tests/conftest.py), once ready; the environment its clients get."""
+    """The suite's server (tests/conftest.py), once ready; the environment its clients get."""
     wait_ready()
     return dict(os.environ)
 
