@@ -68,15 +68,26 @@ def sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def wait_until(done, run: subprocess.Popen, log: Path, bound: float = 300) -> None:
-    """Until `done()` holds (an event the workflow writes); fail if Snakemake ends first, or
-    if it has not happened after `bound` seconds, far more than any machine takes (then the
-    event will not come: a test must not hang on it)."""
+def poll_until(done, bound: float, failure, every: float = 0.01) -> None:
+    """Until `done()` holds (an event); fail with `failure()` if it has not after `bound`
+    seconds, far more than any machine takes (then it will not come: a test must not hang)."""
     deadline = time.monotonic() + bound
     while not done():
+        assert time.monotonic() < deadline, failure()
+        time.sleep(every)
+
+
+def wait_until(done, run: subprocess.Popen, log: Path, bound: float = 300) -> None:
+    """Until `done()` holds (an event the workflow writes); fail if Snakemake ends first, or
+    after `bound` seconds."""
+
+    def happened() -> bool:
+        if done():
+            return True
         assert run.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, f"no event in {bound} s: {log.read_text()[-3000:]}"
-        time.sleep(0.05)
+        return False
+
+    poll_until(happened, bound, lambda: f"no event in {bound} s: {log.read_text()[-3000:]}", 0.05)
 
 
 def snakemake(

@@ -110,7 +110,7 @@ def test_tiny_workflow_on_slurm(local_slurm, tmp_path):
     targets = [f"{out}/metrics.parquet", f"{out}/provenance.json", f"{out}/figures/model_wise.pdf"]
     # The plugin picks sacct wherever it is installed; this cluster has no accounting, so
     # job status must come from squeue, as on any such cluster (see the profile's comment).
-    # Without the session's warm-start server: its socket is reachable from this one node,
+    # Without the suite's warm-start server: its socket is reachable from this one node,
     # and a real cluster's jobs each run in a process of their own.
     proc = snakemake(
         tmp_path,

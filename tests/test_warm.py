@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from tests.conftest import (
     TINY,
     TINY_TABLE,
     mnist1d_spec,
+    poll_until,
     snakemake_cmd,
     wait_until,
     without_warm_server,
@@ -29,11 +29,15 @@ from tests.test_resume import paused_after_a_checkpoint, spec, wait_for
 def wait_ready(bound: float = 120) -> None:
     """Until the server the environment names has imported all (its socket appears then);
     failing if the server this process started ends first, or after `bound` seconds."""
-    path, deadline = Path(os.environ[warm.ENV]), time.monotonic() + bound
-    while not path.exists():
+    path = Path(os.environ[warm.ENV])
+
+    def ready() -> bool:
+        if path.exists():
+            return True
         assert warm._server is None or warm._server.poll() is None, "the server ended"
-        assert time.monotonic() < deadline, f"no server at {path} after {bound} s"
-        time.sleep(0.01)
+        return False
+
+    poll_until(ready, bound, lambda: f"no server at {path} after {bound} s")
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def server() -> dict:
 
 @pytest.fixture
 def own_server(monkeypatch):
-    """Room for a test's own server: the session's is hidden from `warm` meanwhile."""
+    """Room for a test's own server: the suite's is hidden from `warm` meanwhile."""
     monkeypatch.setattr(warm, "_server", None)
     monkeypatch.delenv(warm.ENV)
 
@@ -110,11 +114,7 @@ def paused_training(tmp_path, env) -> tuple[subprocess.Popen, int]:
 def wait_until_gone(pid: int, bound: float = 120) -> None:
     """Until process `pid` has ended and been reaped (an event); failing only if that has
     not happened after `bound` seconds, far more than any machine takes."""
-    deadline = time.monotonic() + bound
-    while status.pid_alive(pid):
-        if time.monotonic() > deadline:
-            pytest.fail(f"process {pid} still runs")
-        time.sleep(0.01)
+    poll_until(lambda: not status.pid_alive(pid), bound, lambda: f"process {pid} still runs")
 
 
 def test_ctrl_c_reaches_the_step_and_the_client_ends_as_it_did(server, tmp_path):
