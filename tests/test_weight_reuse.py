@@ -139,7 +139,9 @@ def test_a_run_at_zero_train_error_stops_updating(small_data):
     assert free.loc[first:, "train_loss"].nunique() > 1  # without stopping it goes on
     pd.testing.assert_frame_equal(stopped.loc[:first], free.loc[:first])
     l2 = table[True].loc["l2"]
-    assert l2.train_error.min() > 0 and l2.train_loss.nunique() == len(l2)  # kept training
+    # Never fitted, so never frozen: it kept training (two epochs' float32 losses may still
+    # round to the same value near its fixed point, so distinct values are not asked for).
+    assert l2.train_error.min() > 0 and l2.train_loss.loc[first:].nunique() > 1
     pd.testing.assert_frame_equal(l2[cols], table[False].loc["l2", cols])
 
 
