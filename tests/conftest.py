@@ -19,8 +19,8 @@ import yaml
 from doubledescent import config, data, results, warm
 from doubledescent.specs import TrainingSettings
 
-# One torch thread per pytest-xdist worker, as each training job has: two workers on two
-# cores, and a second thread in one would spin waiting for the core the other worker holds
+# One torch thread per pytest-xdist worker, as each training job has: more workers than
+# cores, and a second thread in one would spin waiting for a core another worker holds
 # (a resnet18 equivalence test took 103 s so, under a second with one thread).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)

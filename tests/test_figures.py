@@ -317,7 +317,7 @@ def test_epoch_labels_stand_apart_in_every_panel():
     )
     df = pd.concat([df, df.assign(regularizer=df.regularizer + "_2")])
     fig = plots.epoch_wise(df, size="n_params")
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # the layout and text extents, no pixels
     renderer = fig.canvas.get_renderer()
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert len(panels) == 4
@@ -470,7 +470,7 @@ def test_no_label_covers_a_panel_and_all_fit_the_width(label, figure, df, width)
     fig = plots.draw(figure, df, {**SPEC, "figure_width": width})
     if width != "auto":
         assert fig.get_figwidth() == plots.FIGURE_WIDTHS[width]
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # the layout and text extents, no pixels
     renderer = fig.canvas.get_renderer()
     panels = [ax.get_window_extent(renderer) for ax in fig.axes]
     labels = _labels(fig)
