@@ -23,14 +23,13 @@ from pathlib import Path
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from profile_widths import bmm_peak  # noqa: E402
 
-from doubledescent import optim, provenance, train  # noqa: E402
+from doubledescent import architectures, optim, provenance, train  # noqa: E402
 from doubledescent.models.mlp import StackedMLP  # noqa: E402
 
 RUNS, BATCH, INPUTS, CLASSES, STEPS = 9, 100, 40, 10, 40
@@ -41,8 +40,7 @@ def hand_model(width: int) -> StackedMLP:
     model = StackedMLP(RUNS, INPUTS, width, depth=2, num_classes=CLASSES)
     gen = torch.Generator().manual_seed(0)
     for run in range(RUNS):
-        for layer in model.linears:
-            layer.init_run(run, gen)
+        model.init_run(run, gen)
     return model
 
 
@@ -57,12 +55,12 @@ def hand_step(model: StackedMLP, opt: optim.SGD):
 
 
 def loss(params, x, y):
-    """The runs' summed mean cross-entropies, as train.training_loss computes them."""
+    """The runs' summed mean cross-entropies (train.training_loss without its hooks)."""
     h = x
     for i in range(0, len(params) - 2, 2):
         h = torch.relu(torch.baddbmm(params[i + 1], h, params[i]))
     logits = torch.baddbmm(params[-1], h, params[-2])
-    return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").sum() / y.shape[1]
+    return train.sample_losses(logits, y, "cross_entropy").sum() / y.shape[1]
 
 
 def functional_step(params, buffers, x, y):
@@ -93,8 +91,9 @@ def measure(width: int, epochs: int) -> dict:
         for _ in range(STEPS)
     ]
     model = hand_model(width)
-    # (weight, bias) per layer, copied before the hand step changes them.
-    params = [t.detach().clone() for layer in model.linears for t in (layer.weight, layer.bias)]
+    hand_params = [t for layer in model.linears for t in (layer.weight, layer.bias)]
+    # The compiled step's own copy of (weight, bias) per layer, before the hand step trains.
+    params = [t.detach().clone() for t in hand_params]
     buffers = [torch.zeros_like(p) for p in params]
     hand = best_epoch(
         hand_step(model, optim.SGD(model.parameters(), LR, MOMENTUM)), batches, epochs
@@ -110,9 +109,9 @@ def measure(width: int, epochs: int) -> dict:
     for x, y in batches[1:]:
         compiled(params, buffers, x, y)
     fast = best_epoch(lambda x, y: compiled(params, buffers, x, y), batches, epochs - 1)
-    hand_params = [t for layer in model.linears for t in (layer.weight, layer.bias)]
     drift = max((a - b).abs().max().item() for a, b in zip(hand_params, params))
-    flops = 6 * RUNS * BATCH * (INPUTS * width + width * width + width * CLASSES) * STEPS
+    macs = architectures.forward_macs({"name": "mlp", "depth": 2}, width, (INPUTS,), CLASSES)
+    flops = 6 * RUNS * BATCH * macs * STEPS  # forward and backward: 3 x 2 per multiply-add
     peak = bmm_peak(RUNS, BATCH, width)
     return {
         "hand": hand,
