@@ -207,3 +207,20 @@ def test_every_model_has_its_costs():
         params = inspect.signature(architectures.load(family.builder)).parameters.values()
         keyword_only = [(name, inspect.Parameter.KEYWORD_ONLY) for name in BUILD_ARGS]
         assert [(p.name, p.kind) for p in params] == keyword_only, family.name
+
+
+def test_an_mlp_on_the_cpu_evaluates_in_chunks_whose_activations_fit_the_budget():
+    mlp = {"name": "mlp", "depth": 2}
+    # The default sweep's widest group: 9 runs x 3 layers x 300 floats a row.
+    assert resources.eval_rows(mlp, 300, 9, "cpu") == 128
+    assert resources.eval_rows(mlp, 16, 9, "cpu") == resources.EVAL_CHUNK
+    for width in (47, 80, 104, 135, 177, 230):
+        rows = resources.eval_rows(mlp, width, 9, "cpu")
+        per_row = 4 * 9 * 3 * width
+        # The largest power of two of rows that fits: twice as many would not.
+        assert rows & (rows - 1) == 0
+        assert rows * per_row <= resources.EVAL_BYTES < 2 * rows * per_row, width
+    # Not below the floor, however wide; a GPU and the conv nets keep the memory estimate's.
+    assert resources.eval_rows(mlp, 4000, 9, "cpu") == resources.EVAL_MIN_ROWS
+    assert resources.eval_rows(mlp, 300, 9, "cuda") == resources.EVAL_CHUNK
+    assert resources.eval_rows({"name": "cnn5"}, 64, 3, "cpu") == resources.EVAL_CHUNK

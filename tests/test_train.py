@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from doubledescent import config, streams, train
+from doubledescent import config, resources, streams, train
 from doubledescent.config import Run
 from doubledescent.specs import TrainingSettings
 from tests.conftest import SCHEMA
@@ -242,6 +242,23 @@ def test_dropout_active_in_training_and_off_in_evaluation(small_data):
         train.predict(group.model, data.x_test), train.predict(group.model, data.x_test)
     )
     assert experiment_group_without_dropout(small_data).mask is None
+
+
+def test_evaluation_in_chunks_gives_the_logits_of_one_pass(small_data):
+    # Each row is its own product, so the rows per forward pass (fewer for a wide MLP on the
+    # CPU: resources.eval_rows) change no logit, however a set splits into chunks.
+    regs = {"none": {}, "l2": {"weight_decay": 5e-4}, "dropout": {"dropout": 0.1}}
+    exp = experiment(regs, widths=(300,), seeds=(0, 1, 2))
+    runs = config.groups(exp)["width~300_norm~none"]
+    spec = config.group_spec("t", exp, "width~300_norm~none")
+    group = train.make_group(spec, runs, (40,), 10, "cpu", torch.float32)
+    assert group.eval_rows == 128  # the default sweep's widest group's
+    data = train.Tensors.from_arrays(small_data, "cpu")
+    x = torch.cat([data.x_train, data.x_test])
+    one_pass = train.predict(group.model, x, len(x))
+    for rows in (group.eval_rows, 96, resources.EVAL_CHUNK):
+        assert len(x) % rows  # a short last chunk too
+        assert torch.equal(train.predict(group.model, x, rows), one_pass), rows
 
 
 def experiment_group_without_dropout(small_data):

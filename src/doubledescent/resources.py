@@ -27,6 +27,12 @@ CUDA_HOST_MEM_MB = 2000
 # keeps a wide MLP's activations in cache (width 300, 9 runs: 290 ms for the 12000 test
 # samples against 500 ms in chunks of 4096) and bounds a conv net's memory on a GPU.
 EVAL_CHUNK = 1024
+# An MLP on the CPU takes fewer rows, so that a chunk's activations (every run and layer)
+# stay within this many bytes: on a 2-core AMD EPYC VM (1 MB of L2 per core) the default
+# sweep's 9-run groups evaluated 1.1-1.3x faster from width 80 on (width 300: 128 rows,
+# 425 ms for 16000 samples against 543 ms in 1024) and no slower below (docs/benchmarks.md).
+EVAL_BYTES = 1 << 22
+EVAL_MIN_ROWS = 128
 # A GPU: grouped convolutions of small widths reach a small fraction of an H100's peak, so
 # assume 10 TFLOP/s and 10 ms per step (kernel launches of every layer, forward and backward).
 # Not measured: no GPU was lent to the sessions that wrote this.
@@ -92,6 +98,18 @@ def activation_floats(exp: dict, width: int) -> int:
     return architectures.family(model["name"]).activations(
         model, width, SOURCES[exp["dataset"]["name"]].shape
     )
+
+
+def eval_rows(model: dict, width: int, n_runs: int, device_type: str) -> int:
+    """Rows per evaluation forward pass (train.predict): EVAL_CHUNK, or for an MLP on the
+    CPU the largest power of two whose activations fit in EVAL_BYTES, within [EVAL_MIN_ROWS,
+    EVAL_CHUNK]. The logits are the same whatever the rows: each row is its own product."""
+    family = architectures.family(model["name"])
+    if device_type != "cpu" or family.inputs != "vector":
+        return EVAL_CHUNK
+    per_row = 4 * n_runs * family.activations(model, width, ())
+    fitting = 1 << (max(EVAL_BYTES // per_row, 1).bit_length() - 1)
+    return min(EVAL_CHUNK, max(EVAL_MIN_ROWS, fitting))
 
 
 def train_mem_mb(exp: dict, width: int, n_runs: int, gpu: bool = False) -> int:

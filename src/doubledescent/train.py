@@ -26,6 +26,7 @@ from doubledescent import (
     models,
     optim,
     regularizers,
+    resources,
     reuse,
     streams,
 )
@@ -131,6 +132,7 @@ class Group:
     bf16: bool = False  # forward passes of training under bfloat16 autocast
     # The model's hand-written forward and backward (models.mlp) instead of autograd's.
     by_hand: bool = False
+    eval_rows: int = EVAL_CHUNK  # rows per evaluation forward pass (resources.eval_rows)
 
 
 def uses_bf16(precision: str, model: str, device: torch.device) -> bool:
@@ -189,6 +191,9 @@ def make_group(
         frozen=torch.zeros(len(runs), dtype=torch.bool),
         bf16=bf16,
         by_hand=trains_by_hand(model, mask, bf16),
+        eval_rows=resources.eval_rows(
+            spec.model.to_dict(), spec.width, len(runs), torch.device(device).type
+        ),
     )
 
 
@@ -344,7 +349,8 @@ def masked_step(group: Group, xb: torch.Tensor, yb: torch.Tensor) -> None:
 @torch.no_grad()
 def freeze_interpolating(group: Group, data: Tensors) -> None:
     """Freeze the runs whose train error on their labels is 0 now."""
-    wrong = (predict(group.model, data.x_train).argmax(-1) != data.y_train).any(1)
+    logits = predict(group.model, data.x_train, group.eval_rows)
+    wrong = (logits.argmax(-1) != data.y_train).any(1)
     group.frozen |= ~wrong.cpu()
     group.model.train()
 
@@ -372,20 +378,23 @@ def _error(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Tensors, loss: str) -> dict[str, torch.Tensor]:
+def evaluate(
+    model: nn.Module, data: Tensors, loss: str, rows: int = EVAL_CHUNK
+) -> dict[str, torch.Tensor]:
     """Per-run losses and errors (R,) on the train set (noisy and clean labels), the test set
-    and the validation split (NaN without one)."""
-    train_logits = predict(model, data.x_train)
+    and the validation split (NaN without one); forward passes of `rows` samples."""
+    train_logits = predict(model, data.x_train, rows)
     train_pred = train_logits.argmax(-1)
     train_loss = sample_losses(train_logits, data.y_train, loss).mean(1)
-    test_loss, test_error = _loss_and_error(predict(model, data.x_test), data.y_test, loss)
+    test_logits = predict(model, data.x_test, rows)
+    test_loss, test_error = _loss_and_error(test_logits, data.y_test, loss)
     nan = torch.full_like(train_loss, float("nan"))
     # Memorization: how many of the label-noised samples the model predicts as noised.
     noisy_fit = nan
     if data.noisy.any():
         noisy_fit = (train_pred[:, data.noisy] == data.y_train[data.noisy]).float().mean(1)
     val_loss, val_error = (
-        _loss_and_error(predict(model, data.x_val), data.y_val, loss)
+        _loss_and_error(predict(model, data.x_val, rows), data.y_val, loss)
         if len(data.y_val)
         else (nan, nan)
     )
@@ -489,7 +498,7 @@ def train_group(
             if tr.stop_at_zero_train_error:
                 freeze_interpolating(group, data)
         if group.step in plan.evals:
-            metrics = evaluate(group.model, data, tr.loss)
+            metrics = evaluate(group.model, data, tr.loss, group.eval_rows)
             new = _rows(group, plan, metrics, progress.elapsed)
             progress.rows.extend(new)
             log(progress_line(new, plan, group.step, progress.elapsed))
