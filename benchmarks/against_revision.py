@@ -5,7 +5,8 @@ Trains each group of every experiment in config.yaml (the default study: 47 grou
 epochs are one per 25), once with this tree's code and once with the revision's (checked
 out into a temporary folder with `git worktree`), one torch thread each. Two worker
 processes, one per tree, take the groups in turn, alternating which goes first, so both
-meet the same machine. Prints each group's seconds, and as its last line
+meet the same machine. Prints each group's seconds and whether its runs' final metrics
+(train and test loss and error) are identical in both trees, and as its last line
 `speedup: <revision's summed training time / this tree's>`.
 
     python benchmarks/against_revision.py --rev ef659d3 --epochs 25
@@ -38,7 +39,7 @@ import json, sys, time
 import torch
 from doubledescent import config, data, train
 torch.set_num_threads(1)
-repo, epochs = sys.argv[1], int(sys.argv[2])
+repo, epochs, METRICS = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 cfg = config.load(f"{repo}/config.yaml", f"{repo}/workflow/schemas/config.schema.yaml")
 arrays = {}
 for name, exp in cfg["experiments"].items():
@@ -49,9 +50,13 @@ for line in sys.stdin:
     name, gid = line.split()
     spec = config.group_spec(name, cfg["experiments"][name], gid)
     start = time.perf_counter()
-    train.train_group(spec, arrays[name], device="cpu", threads=1, log=lambda s: None)
-    print(time.perf_counter() - start, flush=True)
+    df = train.train_group(spec, arrays[name], device="cpu", threads=1, log=lambda s: None)
+    seconds = time.perf_counter() - start
+    metrics = df.sort_values("run_id")[METRICS].to_numpy().tolist()
+    print(json.dumps({"seconds": seconds, "metrics": metrics}), flush=True)
 """
+# The columns whose values the two trees' runs are compared on.
+METRICS = ["train_loss", "train_error", "test_loss", "test_error"]
 
 
 def tree_env(tree: Path) -> dict:
@@ -64,7 +69,7 @@ class Worker:
 
     def __init__(self, tree: Path, epochs: int):
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(tree), str(epochs)],
+            [sys.executable, "-c", WORKER, str(tree), str(epochs), *METRICS],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -72,10 +77,11 @@ class Worker:
         )
         self.groups = json.loads(self.proc.stdout.readline())
 
-    def train(self, name: str, gid: str) -> float:
+    def train(self, name: str, gid: str) -> dict:
+        """The group's seconds and its runs' final metrics (run by run, METRICS)."""
         self.proc.stdin.write(f"{name} {gid}\n")
         self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
+        return json.loads(self.proc.stdout.readline())
 
     def close(self) -> None:
         self.proc.stdin.close()
@@ -138,17 +144,27 @@ def compare(old: Worker, new: Worker, args) -> None:
     if old.groups != new.groups:
         raise SystemExit("the two trees see different groups in config.yaml")
     print(f"machine: {provenance.cpu()}; {args.epochs} epochs per group, one thread each")
-    print(f"{'group':<40} {args.rev:>9} {'this tree':>9}  speedup")
-    totals = [0.0, 0.0]
+    print(f"{'group':<40} {args.rev:>9} {'this tree':>9}  speedup  metrics")
+    totals, differing = [0.0, 0.0], []
     for i, (name, gid) in enumerate((n, g) for n, gs in new.groups.items() for g in gs):
         pair = (old, new) if i % 2 == 0 else (new, old)
-        seconds = {id(w): w.train(name, gid) for w in pair}
-        t_old, t_new = seconds[id(old)], seconds[id(new)]
+        results = {id(w): w.train(name, gid) for w in pair}
+        r_old, r_new = results[id(old)], results[id(new)]
+        t_old, t_new = r_old["seconds"], r_new["seconds"]
         totals[0] += t_old
         totals[1] += t_new
-        print(f"{name + ' ' + gid:<40} {t_old:9.2f} {t_new:9.2f}  {t_old / t_new:.2f}", flush=True)
+        same = r_old["metrics"] == r_new["metrics"]
+        if not same:
+            differing.append(f"{name} {gid}")
+        print(
+            f"{name + ' ' + gid:<40} {t_old:9.2f} {t_new:9.2f}  {t_old / t_new:7.2f}  "
+            f"{'identical' if same else 'DIFFERENT'}",
+            flush=True,
+        )
     old.close()
     new.close()
+    print(f"metrics ({', '.join(METRICS)}): ", end="")
+    print(f"different in {len(differing)} groups" if differing else "identical in every group")
     print(f"summed training, s: {args.rev} {totals[0]:.1f}, this tree {totals[1]:.1f}")
     print(f"speedup: {totals[0] / totals[1]:.2f}")
 
