@@ -80,14 +80,25 @@ def poll_until(done, bound: float, failure, every: float = 0.01) -> None:
 def wait_until(done, run: subprocess.Popen, log: Path, bound: float = 300) -> None:
     """Until `done()` holds (an event the workflow writes); fail if Snakemake ends first, or
     after `bound` seconds."""
+    wait_while_running(done, run, lambda: log.read_text()[-3000:], bound)
+
+
+def wait_while_running(done, run: subprocess.Popen, output, bound: float = 300) -> None:
+    """Until `done()` holds (an event `run` brings about); fail with `output()` if `run`
+    ends first, or after `bound` seconds (ending `run` then, so a pipe's output is whole)."""
 
     def happened() -> bool:
         if done():
             return True
-        assert run.poll() is None, log.read_text()[-3000:]
+        assert run.poll() is None, output()
         return False
 
-    poll_until(happened, bound, lambda: f"no event in {bound} s: {log.read_text()[-3000:]}", 0.05)
+    def timed_out() -> str:
+        run.kill()
+        run.wait()
+        return f"no event in {bound} s: {output()}"
+
+    poll_until(happened, bound, timed_out, 0.05)
 
 
 def snakemake(

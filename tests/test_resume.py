@@ -5,14 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 import torch
 
 from doubledescent import checkpoint, config, data, train
-from tests.conftest import SCHEMA, crash_on_call, mnist1d_spec
+from tests.conftest import SCHEMA, crash_on_call, mnist1d_spec, wait_while_running
 from tests.test_conv_models import image_data
 
 METRICS = ["epoch", "train_loss", "train_error", "test_loss", "test_error", "noisy_fit"]
@@ -58,9 +57,7 @@ def paused_after_a_checkpoint(folder, ckpt) -> dict:
 
 def wait_for(path, job) -> None:
     """Until the job has written `path` (an event); fail if the job ends first."""
-    while not path.exists():
-        assert job.poll() is None, job.stdout.read()
-        time.sleep(0.01)
+    wait_while_running(path.exists, job, job.stdout.read)
 
 
 def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, small_data):
