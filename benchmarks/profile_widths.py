@@ -18,6 +18,7 @@ import argparse
 import time
 
 import torch
+from gemm_backends import best_seconds
 from peers import default_sweep, plain_group
 from torch.profiler import ProfilerActivity, profile
 
@@ -44,14 +45,12 @@ def kind_of(op: str) -> str:
     return next((k for k, prefixes in KINDS.items() if name.startswith(prefixes)), "other")
 
 
-def bmm_peak(runs: int, batch: int, width: int, repeats: int = 200) -> float:
-    """GFLOP/s of the widest layer's forward product alone: (R, B, h) @ (R, h, h)."""
+def bmm_peak(runs: int, batch: int, width: int, repeats: int = 100) -> float:
+    """GFLOP/s of the widest layer's forward product alone, (R, B, h) @ (R, h, h): the best
+    of five timings, as one timing on a shared VM can come out at half of it."""
     a, b = torch.randn(runs, batch, width), torch.randn(runs, width, width)
-    torch.bmm(a, b)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        torch.bmm(a, b)
-    return 2 * runs * batch * width * width * repeats / (time.perf_counter() - start) / 1e9
+    seconds = best_seconds(lambda: torch.bmm(a, b), repeats)
+    return 2 * runs * batch * width * width / seconds / 1e9
 
 
 def matmul_flops(spec: GroupSpec, arrays: data.Arrays, epochs: int) -> float:
