@@ -137,12 +137,16 @@ def measure(exp: dict, arrays, width: int, epochs: int) -> dict:
     # One untimed epoch each (the compiled step's first holds its compiling).
     for x, y in epoch[1:]:
         step(x, y)
-    epoch_seconds(lambda x, y: train.train_step(hand, x, y), epoch)
+
+    def hand_step(x, y):
+        train.train_step(hand, x, y)
+
+    epoch_seconds(hand_step, epoch)
     rounds = []
     for _ in range(epochs):
         rounds.append(
             (
-                epoch_seconds(lambda x, y: train.train_step(hand, x, y), epoch),
+                epoch_seconds(hand_step, epoch),
                 epoch_seconds(step, epoch),
                 bmm_peak(len(spec.runs), BATCH, width),
             )
@@ -165,6 +169,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5, help="rounds timed; medians count")
     p.add_argument("--widths", type=int, nargs="*", default=[16, 47, 135, 300])
     args = p.parse_args()
+    if args.epochs < 1:
+        p.error("--epochs must be at least 1: the medians are over that many rounds")
     torch.set_num_threads(1)
     exp, arrays = default_sweep(args.epochs)
     print(f"machine: {provenance.cpu()}, torch {torch.__version__}, one thread")
